@@ -1,0 +1,1 @@
+"""RabbitMQ plumbing: topology, confirmed publishing, idempotent consuming, dead-lettering and the outbox."""

@@ -1,0 +1,1 @@
+"""Test fixtures for Tend, loaded as a pytest plugin (`-p tend_testing.plugin`)."""

@@ -1,0 +1,124 @@
+"""Pytest fixtures: each test gets its own PostgreSQL database (built from the real migrations), its own RabbitMQ
+namespace of exchanges and queues, and its own Redis key prefix."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+
+import pika
+import psycopg
+import pytest
+import redis
+
+from tend_common.db import apply_migrations
+from tend_testing.backends import BackendMissing, Backends, find_backends
+
+DatabaseFactory = Callable[[str], str]
+
+
+def _dsn_for(admin_dsn: str, database: str) -> str:
+    return admin_dsn.rsplit("/", 1)[0] + f"/{database}"
+
+
+@pytest.fixture(scope="session")
+def backends() -> Iterator[Backends]:
+    try:
+        found, containers = find_backends()
+    except BackendMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield found
+    if containers is not None:
+        containers.stop()
+
+
+class _Templates:
+    """One migrated template database per migrations package per test process; each test copies one."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self._admin_dsn = admin_dsn
+        self._by_package: dict[str, str] = {}
+        self.created: list[str] = []
+
+    def template_for(self, package: str) -> str:
+        if package not in self._by_package:
+            name = f"tmpl_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(self._admin_dsn, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            self.created.append(name)
+            apply_migrations(_dsn_for(self._admin_dsn, name), package)
+            self._by_package[package] = name
+        return self._by_package[package]
+
+
+@pytest.fixture(scope="session")
+def _templates(backends: Backends) -> Iterator[_Templates]:
+    templates = _Templates(backends.postgres_admin_dsn)
+    yield templates
+    with psycopg.connect(backends.postgres_admin_dsn, autocommit=True) as conn:
+        for name in templates.created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_factory(backends: Backends, _templates: _Templates) -> Iterator[DatabaseFactory]:
+    """Creates a fresh database with the migrations of the given package applied; returns its DSN."""
+    created: list[str] = []
+
+    def create(migrations_package: str) -> str:
+        template = _templates.template_for(migrations_package)
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(backends.postgres_admin_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        created.append(name)
+        return _dsn_for(backends.postgres_admin_dsn, name)
+
+    yield create
+    with psycopg.connect(backends.postgres_admin_dsn, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_prefix(backends: Backends) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are removed afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(backends.redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+_NAMESPACE_PREFIX = "tt"
+
+
+@pytest.fixture(scope="session")
+def _amqp_cleanup(backends: Backends) -> Iterator[None]:
+    yield
+    # Quorum queues outlive connections; remove this run's test queues and exchanges so the broker does not fill up.
+    # Listing needs rabbitmqctl (the broker on this machine); in containers the broker goes away with its container.
+    if backends.via_containers or shutil.which("rabbitmqctl") is None:
+        return
+    listed = {}
+    for kind in ("queues", "exchanges"):
+        result = subprocess.run(
+            ["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True, text=True, check=False, timeout=60
+        )
+        listed[kind] = [n.strip() for n in result.stdout.splitlines() if n.strip().startswith(_NAMESPACE_PREFIX)]
+    connection = pika.BlockingConnection(pika.URLParameters(backends.amqp_url))
+    channel = connection.channel()
+    for queue in listed["queues"]:
+        channel.queue_delete(queue)
+    for exchange in listed["exchanges"]:
+        channel.exchange_delete(exchange)
+    connection.close()
+
+
+@pytest.fixture
+def amqp_namespace(_amqp_cleanup: None) -> str:
+    """A namespace for exchange and queue names that no other test uses."""
+    return f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:12]}"
