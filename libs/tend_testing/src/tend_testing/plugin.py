@@ -16,7 +16,7 @@ import redis
 from tend_common.db import apply_migrations
 from tend_testing.backends import BackendMissing, Backends, find_backends
 
-DatabaseFactory = Callable[[str], str]
+DatabaseFactory = Callable[[str | None], str]
 
 
 def _dsn_for(admin_dsn: str, database: str) -> str:
@@ -39,10 +39,10 @@ class _Templates:
 
     def __init__(self, admin_dsn: str) -> None:
         self._admin_dsn = admin_dsn
-        self._by_package: dict[str, str] = {}
+        self._by_package: dict[str | None, str] = {}
         self.created: list[str] = []
 
-    def template_for(self, package: str) -> str:
+    def template_for(self, package: str | None) -> str:
         if package not in self._by_package:
             name = f"tmpl_{uuid.uuid4().hex[:12]}"
             with psycopg.connect(self._admin_dsn, autocommit=True) as conn:
@@ -67,7 +67,7 @@ def database_factory(backends: Backends, _templates: _Templates) -> Iterator[Dat
     """Creates a fresh database with the migrations of the given package applied; returns its DSN."""
     created: list[str] = []
 
-    def create(migrations_package: str) -> str:
+    def create(migrations_package: str | None) -> str:
         template = _templates.template_for(migrations_package)
         name = f"t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(backends.postgres_admin_dsn, autocommit=True) as conn:
