@@ -75,6 +75,17 @@ def _drain(backends: Backends, queue: str) -> list[tuple[pika.spec.BasicProperti
     return messages
 
 
+def _drain_until_some(backends: Backends, queue: str) -> list[tuple[pika.spec.BasicProperties, bytes]]:
+    received: list[tuple[pika.spec.BasicProperties, bytes]] = []
+
+    def some_arrived() -> bool:
+        received.extend(_drain(backends, queue))
+        return bool(received)
+
+    _wait_for(some_arrived)
+    return received
+
+
 def test_publish_without_a_bound_queue_is_an_error_not_a_silent_loss(publisher: ConfirmingPublisher) -> None:
     with pytest.raises(PublishError, match="no queue is bound"):
         publisher.publish(_event())
@@ -138,8 +149,7 @@ def test_poison_message_goes_to_the_dead_letter_queue_with_its_reason(
     publisher.publish(event)
     consumer.start()
     try:
-        dead: list[tuple[pika.spec.BasicProperties, bytes]] = []
-        _wait_for(lambda: bool(dead.extend(_drain(backends, topology.dead_letter_queue(queue))) or dead))
+        dead = _drain_until_some(backends, topology.dead_letter_queue(queue))
         [(properties, _body)] = dead
         assert properties.message_id == event.event_id
         assert properties.headers["x-tend-reason"] == "unknown schema version 99"
@@ -187,8 +197,7 @@ def test_outbox_relays_only_committed_events_and_removes_them(
     relay = OutboxRelay(pool, publisher, poll_seconds=0.1)
     relay.start()
     try:
-        received: list[tuple[pika.spec.BasicProperties, bytes]] = []
-        _wait_for(lambda: bool(received.extend(_drain(backends, queue)) or received))
+        received = _drain_until_some(backends, queue)
         assert [p.message_id for p, _ in received] == [committed.event_id]
         with psycopg.connect(dsn) as conn:
             assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)

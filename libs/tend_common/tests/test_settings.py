@@ -19,8 +19,13 @@ def test_reads_prefixed_variables_and_converts_types() -> None:
     settings = load_settings(
         ExampleSettings,
         "TEND_X_",
-        {"TEND_X_SECRET_KEY": "k", "TEND_X_WORKERS": "4", "TEND_X_HOSTS": "a, b", "TEND_X_DEBUG": "yes",
-         "TEND_X_GRPC_PORT": "5000"},
+        {
+            "TEND_X_SECRET_KEY": "k",
+            "TEND_X_WORKERS": "4",
+            "TEND_X_HOSTS": "a, b",
+            "TEND_X_DEBUG": "yes",
+            "TEND_X_GRPC_PORT": "5000",
+        },
     )
     assert settings == ExampleSettings(secret_key="k", workers=4, hosts=("a", "b"), debug=True, grpc_port=5000)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 
-def claim_event(cursor: psycopg.Cursor[object], consumer: str, event_id: str) -> bool:
+def claim_event(cursor: psycopg.Cursor[Any], consumer: str, event_id: str) -> bool:
     """Records that `consumer` applies `event_id`; False if it was applied before (the caller then does nothing).
 
     Call inside the transaction that applies the effect: if that transaction rolls back, so does the claim.

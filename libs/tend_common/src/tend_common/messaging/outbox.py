@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 _CHANNEL = "tend_outbox"
 
 
-def add_to_outbox(cursor: psycopg.Cursor[object], event: OutgoingEvent) -> None:
+def add_to_outbox(cursor: psycopg.Cursor[Any], event: OutgoingEvent) -> None:
     """Stores `event` for relaying; call inside the transaction that makes the change it describes."""
     cursor.execute(
         "INSERT INTO outbox (event_id, routing_key, type_name, schema_version, body) VALUES (%s, %s, %s, %s, %s)"

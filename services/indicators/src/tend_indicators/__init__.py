@@ -1,0 +1,1 @@
+"""Indicators: engagement events, features and indicator flags. Knows students by pseudonym only."""

@@ -1,0 +1,18 @@
+"""Indicators' settings, read from TEND_INDICATORS_* variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tend_common.settings import ServiceSettings, load_settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(ServiceSettings):
+    database_url: str = "postgresql://tend_indicators@127.0.0.1:5432/tend_indicators"
+    grpc_port: int = 50053
+    metrics_port: int = 9103
+
+
+def from_environment() -> Settings:
+    return load_settings(Settings, "TEND_INDICATORS_")

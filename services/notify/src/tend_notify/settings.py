@@ -1,0 +1,18 @@
+"""Notify's settings, read from TEND_NOTIFY_* variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tend_common.settings import ServiceSettings, load_settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(ServiceSettings):
+    database_url: str = "postgresql://tend_notify@127.0.0.1:5432/tend_notify"
+    grpc_port: int = 50054
+    metrics_port: int = 9104
+
+
+def from_environment() -> Settings:
+    return load_settings(Settings, "TEND_NOTIFY_")
