@@ -62,23 +62,43 @@ def _templates(backends: Backends) -> Iterator[_Templates]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class DatabaseMaker:
+    """Creates databases copied from migrated templates, and drops them again."""
+
+    def __init__(self, admin_dsn: str, templates: _Templates) -> None:
+        self._admin_dsn = admin_dsn
+        self._templates = templates
+        self._created: list[str] = []
+
+    def create(self, migrations_package: str | None) -> str:
+        template = self._templates.template_for(migrations_package)
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(self._admin_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        self._created.append(name)
+        return _dsn_for(self._admin_dsn, name)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self._admin_dsn, autocommit=True) as conn:
+            for name in self._created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._created.clear()
+
+
 @pytest.fixture
 def database_factory(backends: Backends, _templates: _Templates) -> Iterator[DatabaseFactory]:
     """Creates a fresh database with the migrations of the given package applied; returns its DSN."""
-    created: list[str] = []
+    maker = DatabaseMaker(backends.postgres_admin_dsn, _templates)
+    yield maker.create
+    maker.drop_all()
 
-    def create(migrations_package: str | None) -> str:
-        template = _templates.template_for(migrations_package)
-        name = f"t_{uuid.uuid4().hex[:16]}"
-        with psycopg.connect(backends.postgres_admin_dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        created.append(name)
-        return _dsn_for(backends.postgres_admin_dsn, name)
 
-    yield create
-    with psycopg.connect(backends.postgres_admin_dsn, autocommit=True) as conn:
-        for name in created:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture(scope="module")
+def module_database_factory(backends: Backends, _templates: _Templates) -> Iterator[DatabaseFactory]:
+    """As database_factory, for fixtures shared by a module's tests (a running suite)."""
+    maker = DatabaseMaker(backends.postgres_admin_dsn, _templates)
+    yield maker.create
+    maker.drop_all()
 
 
 @pytest.fixture
@@ -118,7 +138,11 @@ def _amqp_cleanup(backends: Backends) -> Iterator[None]:
     connection.close()
 
 
+def new_amqp_namespace() -> str:
+    return f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
 def amqp_namespace(_amqp_cleanup: None) -> str:
     """A namespace for exchange and queue names that no other test uses."""
-    return f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:12]}"
+    return new_amqp_namespace()

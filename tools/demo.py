@@ -1,0 +1,68 @@
+"""`make demo`: starts every service as a local process against PostgreSQL, Redis and RabbitMQ on their standard
+ports, with a demo university loaded, and stops them all on Ctrl-C.
+
+Each service gets its own database and its own database role (tend_<service>), as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from tend_testing.suite import BACK_END_SERVICES, Suite, SuiteConfig, SuitePorts, run_command
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_DSN = os.environ.get("TEND_DEMO_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def ensure_database(service: str) -> str:
+    """Creates role and database tend_<service> if missing; returns the service's DSN."""
+    name = f"tend_{service}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(name)))
+    return ADMIN_DSN.rsplit("/", 1)[0].replace("postgres@", f"{name}@", 1) + f"/{name}"
+
+
+def main() -> int:
+    config = SuiteConfig(
+        ports=SuitePorts.standard(),
+        databases={service: ensure_database(service) for service in BACK_END_SERVICES},
+        amqp_url=os.environ.get("TEND_DEMO_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+        amqp_namespace="tend",
+        redis_url=os.environ.get("TEND_DEMO_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_prefix="tend:checkin:",
+    )
+    for service in BACK_END_SERVICES:
+        run_command(config, service, "migrate")
+    logins = run_command(config, "identity", "load-demo")
+    log_dir = ROOT / ".demo" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    suite = Suite(config, log_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        suite.start()
+        print(logins)
+        print(f"Tend is running. Portal: {config.portal_url}   (check-in host: {config.checkin_url})")
+        print(f"Service logs: {log_dir}. Press Ctrl-C to stop.")
+        sys.stdout.flush()
+        while not stop.wait(1.0):
+            pass
+    finally:
+        print("Stopping...")
+        suite.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
