@@ -1,0 +1,1 @@
+"""Benchmarks and quality evaluations. Figures are measured here, never asserted in tests."""
