@@ -1,0 +1,89 @@
+"""The portal's Flask app factory: pages, health routes, security headers, CSRF protection and error pages."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from flask import Flask, g, jsonify, make_response, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from tend_common.web import add_health_routes, add_security_headers, protect_against_csrf
+from tend_portal import views_account, views_checkin_token, views_teaching
+from tend_portal.auth import CurrentSession, SignInRequired, clear_session_cookie
+from tend_portal.clients import CheckinApi, CheckinClient, IdentityApi, IdentityClient, ServiceCallError
+from tend_portal.context import Portal, install
+from tend_portal.redirects import local_path
+from tend_portal.settings import Settings, load
+
+log = logging.getLogger(__name__)
+
+_SESSION_COOKIE_FOR_CSRF = "tend_portal_csrf"
+
+
+def create_app(
+    settings: Settings | None = None, identity: IdentityApi | None = None, checkin: CheckinApi | None = None
+) -> Flask:
+    """Builds the app. Settings come from the environment and clients from the settings unless given."""
+    settings = settings or load()
+    identity = identity or IdentityClient(settings.identity_target, settings.grpc_timeout_seconds)
+    checkin = checkin or CheckinClient(settings.checkin_target, settings.grpc_timeout_seconds)
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME=_SESSION_COOKIE_FOR_CSRF,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    install(app, Portal(settings=settings, identity=identity, checkin=checkin))
+
+    add_health_routes(app, {"identity": identity.check_health, "checkin": checkin.check_health})
+    add_security_headers(app)
+    protect_against_csrf(app)
+    app.register_blueprint(views_account.blueprint)
+    app.register_blueprint(views_teaching.blueprint)
+    app.register_blueprint(views_checkin_token.blueprint)
+    _add_error_pages(app)
+
+    @app.context_processor
+    def page_context() -> dict[str, object]:
+        # Only whether someone is signed in (for the account menu); never who.
+        return {"signed_in": isinstance(g.get("current_session"), CurrentSession)}
+
+    return app
+
+
+def _wants_json() -> bool:
+    return request.path.endswith(".json")
+
+
+def _add_error_pages(app: Flask) -> None:
+    @app.errorhandler(SignInRequired)
+    def sign_in_required(_error: SignInRequired) -> Response:
+        response: Response
+        if _wants_json():
+            response = make_response(jsonify(error="signed_out"), 401)
+        else:
+            # After signing in, come back to the page asked for; a form post cannot be replayed, so go home instead.
+            back_to = local_path(request.full_path.rstrip("?")) if request.method == "GET" else "/"
+            response = redirect(url_for("account.sign_in_form") + "?" + urlencode({"next": back_to}), 303)
+        clear_session_cookie(response)
+        return response
+
+    @app.errorhandler(ServiceCallError)
+    def service_call_failed(error: ServiceCallError) -> Response:
+        if _wants_json():
+            return make_response(jsonify(error=error.code_name.lower()), error.http_status)
+        return make_response(render_template("error.html", message=error.message), error.http_status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        if _wants_json():
+            return make_response(jsonify(error=(error.name or "error").lower().replace(" ", "_")), status)
+        message = error.description or "Something went wrong."
+        return make_response(render_template("error.html", message=message, title=error.name), status)
