@@ -1,0 +1,48 @@
+"""Runs identity: database pool, outbox relay to RabbitMQ, gRPC server; stopped in reverse order on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from tend_common.db import open_pool
+from tend_common.grpc_server import start_grpc_server
+from tend_common.lifecycle import Shutdown
+from tend_common.logging import configure_logging
+from tend_common.messaging.outbox import OutboxRelay
+from tend_common.messaging.publisher import ConfirmingPublisher
+from tend_common.messaging.topology import Topology
+from tend_common.metrics import start_metrics_endpoint
+from tend_identity import SERVICE
+from tend_identity.grpc_service import SERVICE_NAME, IdentityServicer, register
+from tend_identity.settings import Settings
+from tend_identity.signing import Keyring
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings) -> None:
+    """Blocks until SIGTERM or SIGINT. The gRPC server stops first (calls in flight finish), then the relay (its
+    last batch is confirmed or left in the outbox for next time), then the publisher and the pool."""
+    configure_logging(SERVICE, settings.log_level)
+    shutdown = Shutdown()
+    shutdown.install_signal_handlers()
+    start_metrics_endpoint(settings.metrics_port, settings.listen_host)
+
+    pool = open_pool(settings.database_url, name=SERVICE)
+    shutdown.on_stop("database pool", pool.close)
+    publisher = ConfirmingPublisher(settings.amqp_url, Topology(settings.amqp_namespace), producer=SERVICE)
+    shutdown.on_stop("publisher", publisher.close)
+    relay = OutboxRelay(pool, publisher)
+    relay.start()
+    shutdown.on_stop("outbox relay", relay.stop)
+
+    keyring = Keyring(pool, retired_kept=timedelta(seconds=settings.longest_token_ttl_seconds))
+    keyring.current()  # creates the first key now rather than on the first request
+    servicer = IdentityServicer(pool, keyring, settings)
+    server = start_grpc_server(register(servicer), [SERVICE_NAME], settings.grpc_port, host=settings.listen_host)
+    shutdown.on_stop("grpc server", server.stop)
+
+    log.info("service started", extra={"fields": {"grpc_port": server.port, "metrics_port": settings.metrics_port}})
+    shutdown.run_until_signalled()
+    log.info("service stopped")

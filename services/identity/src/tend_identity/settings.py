@@ -1,0 +1,51 @@
+"""Identity's settings, read once at start-up from variables prefixed TEND_IDENTITY_."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+
+from tend_common.settings import ServiceSettings, SettingsError, load_settings
+
+PREFIX = "TEND_IDENTITY_"
+ACADEMIC_YEAR = re.compile(r"[0-9]{4}/[0-9]{2}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings(ServiceSettings):
+    """Everything identity reads from the environment; see services/identity/.env.example."""
+
+    database_url: str = "postgresql://tend_identity@127.0.0.1:5432/tend_identity"
+    grpc_port: int = 50051
+    metrics_port: int = 9101
+    # Address the gRPC server and the metrics endpoint listen on; 0.0.0.0 in a container.
+    listen_host: str = "127.0.0.1"
+    # Lifetime of a student's check-in token.
+    checkin_token_ttl_seconds: int = 3600
+    # Lifetime of an assertion of the signed-in person issued to another service.
+    assertion_ttl_seconds: int = 300
+    # Lifetime of a sign-in session.
+    session_ttl_seconds: int = 28800
+    # The academic year whose key makes the pseudonyms in check-in tokens.
+    academic_year: str = "2026/27"
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{PREFIX}{name.upper()}: must be positive"
+            for name in ("checkin_token_ttl_seconds", "assertion_ttl_seconds", "session_ttl_seconds")
+            if getattr(self, name) <= 0
+        ]
+        if not ACADEMIC_YEAR.fullmatch(self.academic_year):
+            problems.append(f"{PREFIX}ACADEMIC_YEAR: expected a year like 2026/27")
+        if problems:
+            raise SettingsError("invalid settings: " + "; ".join(problems))
+
+    @property
+    def longest_token_ttl_seconds(self) -> int:
+        """How long a token signed now may stay valid, so how long a retired key must still be published."""
+        return max(self.checkin_token_ttl_seconds, self.assertion_ttl_seconds)
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    return load_settings(Settings, PREFIX, environ)
