@@ -57,12 +57,12 @@ class ServiceRuntime:
         return consumer
 
     def start_grpc(self, register: Callable[[grpc.Server], None], service_names: Sequence[str]) -> None:
-        server = start_grpc_server(register, service_names, self.settings.grpc_port)
+        server = start_grpc_server(register, service_names, self.settings.grpc_port, host=self.settings.listen_host)
         self.shutdown.on_stop("grpc server", server.stop)
 
     def run(self) -> None:
         self.shutdown.install_signal_handlers()
-        start_metrics_endpoint(self.settings.metrics_port)
+        start_metrics_endpoint(self.settings.metrics_port, host=self.settings.listen_host)
         log.info("service started", extra={"fields": {"grpc_port": self.settings.grpc_port}})
         self.shutdown.run_until_signalled()
         log.info("service stopped")

@@ -72,6 +72,8 @@ class ServiceSettings:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     # Prefix of every exchange and queue name, so that several suites (or tests) can share one broker.
     amqp_namespace: str = "tend"
+    # Address the gRPC server and metrics endpoint listen on: loopback locally, 0.0.0.0 in a container.
+    listen_host: str = "127.0.0.1"
     grpc_port: int = 0
     metrics_port: int = 0
     log_level: str = "INFO"
