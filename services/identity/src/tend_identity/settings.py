@@ -19,8 +19,6 @@ class Settings(ServiceSettings):
     database_url: str = "postgresql://tend_identity@127.0.0.1:5432/tend_identity"
     grpc_port: int = 50051
     metrics_port: int = 9101
-    # Address the gRPC server and the metrics endpoint listen on; 0.0.0.0 in a container.
-    listen_host: str = "127.0.0.1"
     # Lifetime of a student's check-in token.
     checkin_token_ttl_seconds: int = 3600
     # Lifetime of an assertion of the signed-in person issued to another service.
