@@ -12,7 +12,7 @@ import psycopg
 
 from tend_common.db import apply_migrations
 from tend_testing.backends import Backends, find_backends
-from tend_testing.plugin import new_amqp_namespace
+from tend_testing.namespaces import new_amqp_namespace
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,10 @@ import redis
 
 from tend_common.db import apply_migrations
 from tend_testing.backends import BackendMissing, Backends, find_backends
+from tend_testing.namespaces import issued_here, new_amqp_namespace
+from tend_testing.running_suite import running_suite
+
+__all__ = ["running_suite"]  # the whole suite as real processes, for end-to-end tests
 
 DatabaseFactory = Callable[[str | None], str]
 
@@ -113,9 +117,6 @@ def redis_prefix(backends: Backends) -> Iterator[str]:
     client.close()
 
 
-_NAMESPACE_PREFIX = "tt"
-
-
 @pytest.fixture(scope="session")
 def _amqp_cleanup(backends: Backends) -> Iterator[None]:
     yield
@@ -128,7 +129,7 @@ def _amqp_cleanup(backends: Backends) -> Iterator[None]:
         result = subprocess.run(
             ["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True, text=True, check=False, timeout=60
         )
-        listed[kind] = [n.strip() for n in result.stdout.splitlines() if n.strip().startswith(_NAMESPACE_PREFIX)]
+        listed[kind] = [n.strip() for n in result.stdout.splitlines() if issued_here(n.strip())]
     connection = pika.BlockingConnection(pika.URLParameters(backends.amqp_url))
     channel = connection.channel()
     for queue in listed["queues"]:
@@ -136,10 +137,6 @@ def _amqp_cleanup(backends: Backends) -> Iterator[None]:
     for exchange in listed["exchanges"]:
         channel.exchange_delete(exchange)
     connection.close()
-
-
-def new_amqp_namespace() -> str:
-    return f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
