@@ -1,0 +1,37 @@
+"""The gRPC service process: the CheckinService API, and the outbox relay that publishes its audit events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from psycopg_pool import ConnectionPool
+from tend.checkin.v1 import checkin_pb2_grpc
+
+from tend_checkin.access import IdentityAccessChecker, checkin_token_verifier
+from tend_checkin.grpc_api import SERVICE_NAME, CheckinServicer
+from tend_checkin.settings import Settings
+from tend_common.runtime import ServiceRuntime
+
+SERVICE = "checkin"
+
+
+def registration(
+    settings: Settings, pool: ConnectionPool, identity_channel: grpc.Channel
+) -> Callable[[grpc.Server], None]:
+    """Adds the CheckinService, talking to identity over `identity_channel`, to a gRPC server."""
+    servicer = CheckinServicer(
+        pool, checkin_token_verifier(identity_channel), IdentityAccessChecker(identity_channel), settings
+    )
+    return lambda server: checkin_pb2_grpc.add_CheckinServiceServicer_to_server(servicer, server)
+
+
+def serve(settings: Settings) -> None:
+    """Runs until SIGTERM or SIGINT; then stops taking calls, lets those in flight finish, and stops the relay."""
+    runtime = ServiceRuntime(SERVICE, settings)
+    pool = runtime.open_pool()
+    runtime.start_outbox_relay(pool)
+    identity_channel = grpc.insecure_channel(settings.identity_target)
+    runtime.shutdown.on_stop("identity channel", identity_channel.close)
+    runtime.start_grpc(registration(settings, pool, identity_channel), [SERVICE_NAME])
+    runtime.run()

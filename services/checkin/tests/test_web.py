@@ -1,0 +1,506 @@
+"""The student check-in pages through Flask's test client, with real PostgreSQL, Redis and RabbitMQ and a fake
+identity over real gRPC."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pika
+import psycopg
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from pika.adapters.blocking_connection import BlockingChannel
+from tend.checkin.v1 import events_pb2 as checkin_events_pb2
+
+from services.checkin.tests.fake_identity import FakeIdentity
+from tend_checkin import codes, session_store
+from tend_checkin.events import ATTENDANCE_EVENT_NAMESPACE
+from tend_checkin.handoff import COOKIE_NAME
+from tend_checkin.sessions import TeachingSession, plan_session
+from tend_checkin.settings import Settings
+from tend_checkin.web import close_app, create_app
+from tend_common.messaging.topology import Topology, declare_consumer_queue
+from tend_testing.processes import free_port
+
+ROUTING_KEY = "checkin.attendance_recorded.v1"
+STEP = 15
+# A step boundary (1_790_000_000 is a multiple of 15): 2026-09-22 13:46:40 UTC.
+NOW = datetime.fromtimestamp(1_790_000_100, UTC)
+PSEUDONYM = "psn_4f2c9a1b7e"
+OTHER_PSEUDONYM = "psn_0a9d3e5c11"
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Web:
+    app: Flask
+    settings: Settings
+    identity: FakeIdentity
+    clock: FixedClock
+    channel: BlockingChannel
+    queue: str
+    sessions: list[TeachingSession] = field(default_factory=list)
+
+    def add_session(
+        self, starts_in: timedelta = timedelta(minutes=5), room: str = "Main Building LT1"
+    ) -> TeachingSession:
+        session = plan_session(
+            str(uuid.uuid4()), room, self.clock.now + starts_in, timedelta(minutes=50), timedelta(minutes=10), "staff-1"
+        )
+        with psycopg.connect(self.settings.database_url) as conn, conn.cursor() as cursor:
+            session_store.insert_session(cursor, session)
+        return session
+
+    def code(self, session: TeachingSession, at: datetime | None = None) -> str:
+        return codes.current_code(session.code_secret, at or self.clock.now, STEP, 6)
+
+    def client(self, pseudonym: str | None = PSEUDONYM) -> FlaskClient:
+        client = self.app.test_client()
+        if pseudonym is not None:
+            client.set_cookie(COOKIE_NAME, self.identity.sign(pseudonym))
+        return client
+
+    def messages(self) -> list[tuple[pika.BasicProperties, checkin_events_pb2.AttendanceRecorded]]:
+        taken: list[tuple[pika.BasicProperties, checkin_events_pb2.AttendanceRecorded]] = []
+        while True:
+            method, properties, body = self.channel.basic_get(self.queue, auto_ack=True)
+            if method is None:
+                return taken
+            taken.append((properties, checkin_events_pb2.AttendanceRecorded.FromString(body)))
+
+    def redis_keys(self) -> list[bytes]:
+        client = redis.Redis.from_url(self.settings.redis_url)
+        try:
+            return list(client.scan_iter(match=f"{self.settings.redis_prefix}*"))
+        finally:
+            client.close()
+
+
+WebFactory = Callable[..., Web]
+
+
+@pytest.fixture
+def make_web(checkin_settings: Settings, fake_identity: FakeIdentity) -> Iterator[WebFactory]:
+    apps: list[Flask] = []
+    connection = pika.BlockingConnection(pika.URLParameters(checkin_settings.amqp_url))
+
+    def make(bind_queue: bool = True, **overrides: object) -> Web:
+        settings = dataclasses.replace(checkin_settings, **overrides)  # type: ignore[arg-type]
+        channel = connection.channel()
+        topology = Topology(settings.amqp_namespace)
+        queue = topology.queue("test", "attendance")
+        if bind_queue:
+            # Bound before any publish, so the mandatory publish is routable and the event can be read back.
+            declare_consumer_queue(channel, topology, queue, [ROUTING_KEY])
+        clock = FixedClock(NOW)
+        app = create_app(settings, clock=clock)
+        apps.append(app)
+        return Web(app, settings, fake_identity, clock, channel, queue)
+
+    yield make
+    for app in apps:
+        close_app(app)
+    connection.close()
+
+
+@pytest.fixture
+def web(make_web: WebFactory) -> Web:
+    return make_web()
+
+
+def csrf_token_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "the form has no CSRF token"
+    return found.group(1)
+
+
+def open_form(client: FlaskClient, session: TeachingSession, code: str = "") -> str:
+    response = client.get(f"/c/{session.id}" + (f"?code={code}" if code else ""))
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def submit(client: FlaskClient, session: TeachingSession, code: str) -> tuple[int, str]:
+    csrf = csrf_token_of(open_form(client, session))
+    response = client.post(f"/c/{session.id}", data={"code": code, "csrf_token": csrf})
+    return response.status_code, response.get_data(as_text=True)
+
+
+# --- checking in ---
+
+
+def test_check_in_publishes_a_confirmed_attendance_event(web: Web) -> None:
+    session = web.add_session()
+    status, html = submit(web.client(), session, web.code(session))
+
+    assert status == 200
+    assert "You are checked in" in html
+    assert "Main Building LT1" in html
+    [(properties, event)] = web.messages()
+    expected_id = str(uuid.uuid5(ATTENDANCE_EVENT_NAMESPACE, f"{session.id}:{PSEUDONYM}"))
+    assert event.meta.event_id == expected_id
+    assert properties.message_id == expected_id
+    assert properties.type == "tend.checkin.v1.AttendanceRecorded"
+    assert event.meta.producer == "checkin"
+    assert event.session_id == str(session.id)
+    assert event.module_run_id == session.module_run_id
+    assert event.student_pseudonym == PSEUDONYM
+    assert event.source == checkin_events_pb2.ATTENDANCE_SOURCE_CODE
+    assert event.recorded_at.ToDatetime(tzinfo=UTC) == NOW
+    assert event.session_starts_at.ToDatetime(tzinfo=UTC) == session.starts_at
+
+
+def test_wrong_code_is_refused(web: Web) -> None:
+    session = web.add_session()
+    right = web.code(session)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+
+    status, html = submit(web.client(), session, wrong)
+
+    assert status == 400
+    assert "That code is not right or has expired" in html
+    assert 'role="alert"' in html
+    assert web.messages() == []
+
+
+def test_previous_step_passes(web: Web) -> None:
+    session = web.add_session()
+    previous = web.code(session, at=NOW - timedelta(seconds=1))  # NOW is a step boundary
+    assert previous != web.code(session)
+
+    status, html = submit(web.client(), session, previous)
+
+    assert status == 200
+    assert "You are checked in" in html
+    assert len(web.messages()) == 1
+
+
+def test_two_steps_old_fails(web: Web) -> None:
+    session = web.add_session()
+    two_old = web.code(session, at=NOW - timedelta(seconds=STEP + 1))
+
+    status, html = submit(web.client(), session, two_old)
+
+    assert status == 400
+    assert "That code is not right or has expired" in html
+    assert web.messages() == []
+
+
+def test_code_for_one_session_fails_for_another(web: Web) -> None:
+    session_a = web.add_session(room="LT1")
+    session_b = web.add_session(room="LT2")
+
+    status, html = submit(web.client(), session_b, web.code(session_a))
+
+    assert status == 400
+    assert "That code is not right or has expired" in html
+    assert web.messages() == []
+
+
+def test_repeat_returns_the_first_result_and_the_same_event_id(web: Web) -> None:
+    session = web.add_session()
+    client = web.client()
+    submit(client, session, web.code(session))
+    first_time = f"{NOW.astimezone(web.app.extensions['tend_checkin'].display_zone):%H:%M}"
+
+    web.clock.now = NOW + timedelta(minutes=3)
+    status, html = submit(client, session, web.code(session))
+
+    assert status == 200
+    assert "You are already checked in" in html
+    assert f"Recorded at {first_time}" in html
+    [(_properties, event)] = web.messages()
+
+    # Redis forgets (restart, eviction): the repeat is published again, as the same event, for downstream to drop.
+    redis.Redis.from_url(web.settings.redis_url).delete(*web.redis_keys())
+    status, html = submit(client, session, web.code(session))
+    assert status == 200
+    [(_properties, again)] = web.messages()
+    assert again.meta.event_id == event.meta.event_id
+
+
+def test_students_are_recorded_separately(web: Web) -> None:
+    session = web.add_session()
+    submit(web.client(PSEUDONYM), session, web.code(session))
+    status, html = submit(web.client(OTHER_PSEUDONYM), session, web.code(session))
+
+    assert status == 200
+    assert "You are checked in" in html
+    events = [event for _properties, event in web.messages()]
+    assert {event.student_pseudonym for event in events} == {PSEUDONYM, OTHER_PSEUDONYM}
+    assert len({event.meta.event_id for event in events}) == 2
+
+
+def test_malformed_code_gets_a_clear_message(web: Web) -> None:
+    session = web.add_session()
+    client = web.client()
+    for code in ("12345", "1234567", "12a456", "", "٠١٢٣٤٥"):
+        status, html = submit(client, session, code)
+        assert status == 400, code
+        assert "Enter the 6-digit code shown on the screen." in html
+        assert 'role="alert"' in html
+        assert 'aria-invalid="true"' in html
+    assert web.messages() == []
+
+
+def test_too_early_and_closed(web: Web) -> None:
+    early = web.add_session(starts_in=timedelta(minutes=30))  # check-in opens in 20 minutes
+    status, html = submit(web.client(), early, web.code(early))
+    assert status == 403
+    assert "Too early" in html
+
+    over = web.add_session(starts_in=-timedelta(hours=2))
+    status, html = submit(web.client(), over, web.code(over))
+    assert status == 403
+    assert "Check-in for this session has closed" in html
+    assert web.messages() == []
+
+
+def test_unknown_session_is_a_404_page(web: Web) -> None:
+    client = web.client()
+    for path in (f"/c/{uuid.uuid4()}", "/c/not-a-uuid"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert "Session not found" in response.get_data(as_text=True)
+
+    session = web.add_session()
+    csrf = csrf_token_of(open_form(client, session))
+    response = client.post(f"/c/{uuid.uuid4()}", data={"code": "123456", "csrf_token": csrf})
+    assert response.status_code == 404
+
+
+def test_failed_publish_is_reported_and_forgotten(make_web: WebFactory) -> None:
+    web = make_web(bind_queue=False)  # no queue takes the event: the mandatory publish is refused
+    session = web.add_session()
+    client = web.client()
+
+    status, html = submit(client, session, web.code(session))
+
+    assert status == 503
+    assert "We could not record your check-in, please try again" in html
+    assert web.redis_keys() == []
+
+    # Once the broker takes the event, the retry succeeds as a first check-in.
+    declare_consumer_queue(web.channel, Topology(web.settings.amqp_namespace), web.queue, [ROUTING_KEY])
+    status, html = submit(client, session, web.code(session))
+    assert "You are checked in" in html
+    assert len(web.messages()) == 1
+
+
+def test_check_in_without_redis_still_publishes(make_web: WebFactory) -> None:
+    web = make_web(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    session = web.add_session()
+
+    status, html = submit(web.client(), session, web.code(session))
+
+    assert status == 200
+    assert "You are checked in" in html
+    assert len(web.messages()) == 1
+    assert web.client().get("/readyz").status_code == 200, "a Redis outage must not take the replica out of service"
+
+
+def test_get_never_changes_state(web: Web) -> None:
+    session = web.add_session()
+    html = open_form(web.client(), session, code=web.code(session))
+
+    assert f'value="{web.code(session)}"' in html
+    assert web.redis_keys() == []
+    assert web.messages() == []
+
+
+def test_post_without_csrf_token_is_refused(web: Web) -> None:
+    session = web.add_session()
+    client = web.client()
+    csrf = csrf_token_of(open_form(client, session))
+
+    for data in ({"code": web.code(session)}, {"code": web.code(session), "csrf_token": csrf[:-2] + "xx"}):
+        response = client.post(f"/c/{session.id}", data=data)
+        assert response.status_code == 400
+        assert "This form has expired" in response.get_data(as_text=True)
+    assert web.messages() == []
+    assert web.redis_keys() == []
+
+
+# --- the token hand-off ---
+
+
+def portal_redirect(web: Web, client: FlaskClient, path: str) -> dict[str, str]:
+    response = client.get(path)
+    assert response.status_code == 303
+    location = urlsplit(response.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == "http://tend.example.ac.uk/checkin-token"
+    query = {name: values[0] for name, values in parse_qs(location.query).items()}
+    assert set(query) == {"next", "state"}
+    return query
+
+
+def test_missing_token_redirects_to_the_portal_with_state(web: Web) -> None:
+    session = web.add_session()
+    code = web.code(session)
+    client = web.client(pseudonym=None)
+
+    query = portal_redirect(web, client, f"/c/{session.id}?code={code}")
+
+    assert query["next"] == f"http://checkin.example.ac.uk/c/{session.id}?code={code}"
+    assert len(query["state"]) >= 32
+    assert web.redis_keys() == []
+
+
+def test_invalid_token_cookie_counts_as_missing(web: Web) -> None:
+    session = web.add_session()
+    client = web.client(pseudonym=None)
+    invalid = {
+        "for another audience": web.identity.sign(PSEUDONYM, audience="portal"),
+        "expired": web.identity.sign(PSEUDONYM, lifetime_seconds=60, issued_seconds_ago=600),
+        # A person assertion names a person id, which must never be taken for a pseudonym.
+        "a person assertion": web.identity.assertion("0b6f1c1e-6a53-4c39-9a43-5f2d8c1c2a10", kind="student"),
+    }
+    for case, token in invalid.items():
+        client.set_cookie(COOKIE_NAME, token)
+        assert client.get(f"/c/{session.id}").status_code == 303, case
+
+
+def test_token_hand_off_sets_the_cookie_and_returns_to_the_form(web: Web) -> None:
+    session = web.add_session()
+    code = web.code(session)
+    client = web.client(pseudonym=None)
+    state = portal_redirect(web, client, f"/c/{session.id}?code={code}")["state"]
+
+    # No CSRF form token: the state nonce does that job for this one POST.
+    response = client.post("/token", data={"token": web.identity.sign(PSEUDONYM, lifetime_seconds=900), "state": state})
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/c/{session.id}?code={code}"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"{COOKIE_NAME}=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # the test host is http
+    max_age = int(re.search(r"Max-Age=(\d+)", cookie).group(1))  # type: ignore[union-attr]
+    assert 890 <= max_age <= 900
+
+    html = open_form(client, session, code=code)
+    assert f'value="{code}"' in html
+
+    # The nonce works once.
+    again = client.post("/token", data={"token": web.identity.sign(OTHER_PSEUDONYM), "state": state})
+    assert again.status_code == 400
+
+
+def test_token_hand_off_with_the_wrong_state_is_refused(web: Web) -> None:
+    session = web.add_session()
+    victim = web.client(pseudonym=None)
+    portal_redirect(web, victim, f"/c/{session.id}")
+    attacker = web.client(pseudonym=None)
+    attackers_state = portal_redirect(web, attacker, f"/c/{session.id}")["state"]
+
+    for state in ("", "made-up", attackers_state):
+        response = victim.post("/token", data={"token": web.identity.sign("psn_attacker"), "state": state})
+        assert response.status_code == 400
+        assert "Set-Cookie" not in response.headers or COOKIE_NAME not in response.headers["Set-Cookie"]
+    assert victim.get_cookie(COOKIE_NAME) is None
+
+
+def test_token_hand_off_with_an_invalid_token_is_refused(web: Web) -> None:
+    session = web.add_session()
+    client = web.client(pseudonym=None)
+    state = portal_redirect(web, client, f"/c/{session.id}")["state"]
+
+    for token in (web.identity.sign(PSEUDONYM, audience="portal"), web.identity.assertion("person-1", kind="student")):
+        response = client.post("/token", data={"token": token, "state": state})
+        assert response.status_code == 400
+        assert client.get_cookie(COOKIE_NAME) is None
+        # A refused hand-off uses up its nonce; the student starts again from the check-in link.
+        state = portal_redirect(web, client, f"/c/{session.id}")["state"]
+
+
+def test_cookies_are_secure_on_an_https_host(make_web: WebFactory) -> None:
+    web = make_web(public_base_url="https://checkin.example.ac.uk")
+    session = web.add_session()
+    client = web.app.test_client()
+    response = client.get(f"/c/{session.id}", base_url="https://checkin.example.ac.uk")
+    state = parse_qs(urlsplit(response.headers["Location"]).query)["state"][0]
+    assert "Secure" in response.headers["Set-Cookie"]
+
+    response = client.post(
+        "/token", data={"token": web.identity.sign(PSEUDONYM), "state": state}, base_url="https://checkin.example.ac.uk"
+    )
+
+    assert response.status_code == 303
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_post_without_token_is_sent_to_the_portal(web: Web) -> None:
+    session = web.add_session()
+    client = web.client()
+    csrf = csrf_token_of(open_form(client, session))
+    client.delete_cookie(COOKIE_NAME)
+
+    response = client.post(f"/c/{session.id}", data={"code": web.code(session), "csrf_token": csrf})
+
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("http://tend.example.ac.uk/checkin-token?")
+    assert web.messages() == []
+
+
+# --- the page itself ---
+
+
+def test_form_is_accessible_and_plain(web: Web) -> None:
+    session = web.add_session()
+    response = web.client().get(f"/c/{session.id}")
+    html = response.get_data(as_text=True)
+
+    assert '<html lang="en">' in html
+    assert '<label for="code">' in html
+    assert 'id="code"' in html
+    assert 'inputmode="numeric"' in html
+    assert "<script" not in html
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_identity_unreachable_at_first_verification_is_a_503_page(web: Web) -> None:
+    session = web.add_session()
+    client = web.client()
+    web.identity.stop()  # this process has not fetched identity's keys yet
+
+    response = client.get(f"/c/{session.id}")
+
+    assert response.status_code == 503
+    assert "Check-in is unavailable for a moment" in response.get_data(as_text=True)
+
+
+def test_health_routes(web: Web) -> None:
+    client = web.client(pseudonym=None)
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+def test_logs_never_carry_the_pseudonym_or_token(web: Web, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    session = web.add_session()
+    client = web.client()
+    token = client.get_cookie(COOKIE_NAME)
+    assert token is not None
+    submit(client, session, "000000")
+    submit(client, session, web.code(session))
+
+    assert PSEUDONYM not in caplog.text
+    assert token.value not in caplog.text
