@@ -1,0 +1,126 @@
+"""Signed service credentials over a real gRPC server: who may call which method."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
+
+from tend_common.grpc_server import GrpcServer, start_grpc_server
+from tend_common.service_auth import (
+    MethodPolicy,
+    ServiceAuthInterceptor,
+    ServiceKeyError,
+    ServiceTokenSigner,
+    authenticated_channel,
+    calling_service,
+    generate_service_key,
+    parse_trusted_services,
+    public_key_text,
+)
+
+OPEN = "/tend.checkin.v1.CheckinService/OpenSession"
+PRESENT = "/tend.checkin.v1.CheckinService/GetPresenterCode"
+PORTAL_KEY, INDICATORS_KEY, STRANGER_KEY = generate_service_key(), generate_service_key(), generate_service_key()
+
+
+class Checkin(checkin_pb2_grpc.CheckinServiceServicer):
+    def GetPresenterCode(
+        self,
+        request: checkin_pb2.GetPresenterCodeRequest,
+        context: grpc.ServicerContext,
+    ) -> checkin_pb2.GetPresenterCodeResponse:
+        return checkin_pb2.GetPresenterCodeResponse(code=calling_service())
+
+    def OpenSession(
+        self,
+        request: checkin_pb2.OpenSessionRequest,
+        context: grpc.ServicerContext,
+    ) -> checkin_pb2.OpenSessionResponse:
+        return checkin_pb2.OpenSessionResponse()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[GrpcServer]:
+    trusted = parse_trusted_services(
+        [f"portal={public_key_text(PORTAL_KEY)}", f"indicators={public_key_text(INDICATORS_KEY)}"]
+    )
+    policy = MethodPolicy({PRESENT: frozenset({"portal", "indicators"}), OPEN: frozenset({"portal"})})
+    interceptor = ServiceAuthInterceptor("checkin", trusted, policy)
+    server = start_grpc_server(
+        lambda s: checkin_pb2_grpc.add_CheckinServiceServicer_to_server(Checkin(), s),
+        ["tend.checkin.v1.CheckinService"],
+        port=0,
+        interceptors=[interceptor],
+    )
+    yield server
+    server.stop(0)
+
+
+def _stub(server: GrpcServer, key: str, name: str, audience: str = "checkin") -> checkin_pb2_grpc.CheckinServiceStub:
+    channel = authenticated_channel(f"127.0.0.1:{server.port}", ServiceTokenSigner(name, key), audience)
+    return checkin_pb2_grpc.CheckinServiceStub(channel)
+
+
+def _status(call: object) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()  # type: ignore[operator]
+    code: grpc.StatusCode = raised.value.code()
+    return code
+
+
+def test_a_permitted_service_is_served_and_its_name_is_known_to_the_handler(server: GrpcServer) -> None:
+    response = _stub(server, INDICATORS_KEY, "indicators").GetPresenterCode(checkin_pb2.GetPresenterCodeRequest())
+    assert response.code == "indicators"
+
+
+def test_a_trusted_service_is_refused_a_method_its_role_does_not_need(server: GrpcServer) -> None:
+    stub = _stub(server, INDICATORS_KEY, "indicators")
+    assert _status(lambda: stub.OpenSession(checkin_pb2.OpenSessionRequest())) == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize(
+    ("key", "name", "audience"),
+    [
+        (STRANGER_KEY, "portal", "checkin"),  # claims to be portal, signed with another key
+        (STRANGER_KEY, "stranger", "checkin"),  # not a trusted service at all
+        (PORTAL_KEY, "portal", "identity"),  # a credential meant for another service
+    ],
+)
+def test_untrusted_or_misdirected_credentials_are_unauthenticated(
+    server: GrpcServer, key: str, name: str, audience: str
+) -> None:
+    stub = _stub(server, key, name, audience)
+    call = lambda: stub.GetPresenterCode(checkin_pb2.GetPresenterCodeRequest())  # noqa: E731
+    assert _status(call) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_call_without_a_credential_is_unauthenticated_but_health_stays_open(server: GrpcServer) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = checkin_pb2_grpc.CheckinServiceStub(channel)
+        call = lambda: stub.GetPresenterCode(checkin_pb2.GetPresenterCodeRequest())  # noqa: E731
+        assert _status(call) == grpc.StatusCode.UNAUTHENTICATED
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_an_expired_credential_is_refused(server: GrpcServer) -> None:
+    old = ServiceTokenSigner("portal", PORTAL_KEY, clock=lambda: 1_000_000.0)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    stub = checkin_pb2_grpc.CheckinServiceStub(channel)
+    metadata = [("x-tend-service-token", old.token_for("checkin"))]
+    call = lambda: stub.GetPresenterCode(checkin_pb2.GetPresenterCodeRequest(), metadata=metadata)  # noqa: E731
+    assert _status(call) == grpc.StatusCode.UNAUTHENTICATED
+    channel.close()
+
+
+def test_malformed_key_settings_are_named() -> None:
+    with pytest.raises(ServiceKeyError, match="32 bytes"):
+        ServiceTokenSigner("portal", "not base64!")
+    with pytest.raises(ServiceKeyError, match="name=public-key"):
+        parse_trusted_services(["portal"])
+    with pytest.raises(ServiceKeyError, match="'portal' has a malformed public key"):
+        parse_trusted_services(["portal=AAAA"])
