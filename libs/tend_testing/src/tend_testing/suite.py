@@ -10,9 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tend_common.service_auth import generate_service_key, public_key_text
 from tend_testing.processes import ServiceProcess, free_port
 
 BACK_END_SERVICES = ("identity", "checkin", "indicators", "notify", "audit")
+ALL_SERVICES = (*BACK_END_SERVICES, "portal")
+
+
+def _new_service_keys() -> dict[str, str]:
+    return {service: generate_service_key() for service in ALL_SERVICES}
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,9 @@ class SuiteConfig:
     redis_url: str
     redis_prefix: str
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # Each service's own signing key for service-to-service calls; every service trusts every other's public key
+    # and its own method policy decides what each caller may do.
+    service_keys: Mapping[str, str] = field(default_factory=_new_service_keys)
 
     @property
     def portal_url(self) -> str:
@@ -66,7 +75,12 @@ class SuiteConfig:
         """The TEND_<SERVICE>_* variables of one service."""
         ports = self.ports
         prefix = f"TEND_{service.upper()}_"
-        env: dict[str, str] = {}
+        env: dict[str, str] = {
+            "SERVICE_KEY": self.service_keys[service],
+            "TRUSTED_SERVICES": ",".join(
+                f"{other}={public_key_text(key)}" for other, key in self.service_keys.items() if other != service
+            ),
+        }
         if service in BACK_END_SERVICES:
             env.update(
                 {
