@@ -6,8 +6,10 @@ import uuid
 
 import pytest
 
+from tend_identity import policy
 from tend_identity.access import DEFAULT_RULE, decide
 from tend_identity.model import Actor, PersonKind, Resource
+from tend_identity.policy import Purpose
 
 TEACHER = Actor(uuid.uuid4(), PersonKind.STAFF)
 OTHER_LECTURER = Actor(uuid.uuid4(), PersonKind.STAFF)
@@ -16,22 +18,36 @@ RUN = uuid.uuid4()
 
 
 class Relationships:
-    def __init__(self, *teaching: tuple[Actor, uuid.UUID]) -> None:
-        self._teaching = {(actor.person_id, run) for actor, run in teaching}
+    """Relationships held, as (actor, kind, resource id) -> relationship names."""
 
-    def teaches_or_leads(self, person_id: uuid.UUID, module_run_id: uuid.UUID) -> bool:
-        return (person_id, module_run_id) in self._teaching
+    def __init__(self, held: dict[tuple[uuid.UUID, str, uuid.UUID | None], set[str]]) -> None:
+        self._held = held
+        self.asked: list[frozenset[str]] = []
+
+    def relationships_to(
+        self, actor: Actor, kind: str, resource_id: uuid.UUID | None, candidates: frozenset[str]
+    ) -> frozenset[str]:
+        self.asked.append(candidates)
+        return frozenset(self._held.get((actor.person_id, kind, resource_id), set())) & candidates
 
 
-FACTS = Relationships((TEACHER, RUN), (STUDENT, RUN))
+FACTS = Relationships(
+    {
+        (TEACHER.person_id, "module_run", RUN): {"teaches"},
+        # A student recorded as teaching (bad data) must still not act as staff.
+        (STUDENT.person_id, "module_run", RUN): {"teaches"},
+        (TEACHER.person_id, "student", STUDENT.person_id): {"teaches"},
+        (STUDENT.person_id, "student", STUDENT.person_id): {policy.SELF},
+    }
+)
 
 
-@pytest.mark.parametrize("action", ["teaching_session.open", "teaching_session.present"])
+@pytest.mark.parametrize("action", ["teaching_session.open", "teaching_session.present", "attendance.correct"])
 def test_staff_who_teach_the_run_may_run_its_sessions(action: str) -> None:
     decision = decide(TEACHER, action, Resource("module_run", str(RUN)), FACTS)
 
     assert decision.allowed
-    assert decision.rule == "module_run.teaching_staff"
+    assert decision.rule == f"module_run.{action}"
     assert decision.reason
 
 
@@ -39,7 +55,7 @@ def test_another_lecturer_is_refused() -> None:
     decision = decide(OTHER_LECTURER, "teaching_session.open", Resource("module_run", str(RUN)), FACTS)
 
     assert not decision.allowed
-    assert decision.rule == "module_run.teaching_staff"
+    assert decision.rule == "module_run.teaching_session.open"
 
 
 def test_a_student_is_refused_even_with_a_teaching_relationship() -> None:
@@ -58,12 +74,41 @@ def test_a_malformed_module_run_id_is_refused() -> None:
     assert not decide(TEACHER, "teaching_session.open", Resource("module_run", "CS101"), FACTS).allowed
 
 
+def test_a_student_view_needs_a_purpose() -> None:
+    decision = decide(TEACHER, "student.view", Resource("student", str(STUDENT.person_id)), FACTS)
+
+    assert not decision.allowed
+    assert decision.rule == "student.view"
+
+
+def test_a_student_view_is_decided_by_the_purpose_scope() -> None:
+    student = Resource("student", str(STUDENT.person_id))
+
+    support = decide(TEACHER, "student.view", student, FACTS, Purpose.ENGAGEMENT_SUPPORT)
+    visa = decide(TEACHER, "student.view", student, FACTS, Purpose.VISA_COMPLIANCE)
+    cohort = decide(TEACHER, "student.view", student, FACTS, Purpose.COHORT_PATTERNS)
+
+    assert (support.allowed, support.rule) == (True, "student.view.teaches")
+    assert support.reason == "You teach a module run this student is on."
+    assert not visa.allowed
+    assert not cohort.allowed
+
+
+def test_a_student_sees_only_themself() -> None:
+    own = decide(STUDENT, "student.view", Resource("student", str(STUDENT.person_id)), FACTS, Purpose.VISA_COMPLIANCE)
+    other = decide(STUDENT, "student.view", Resource("student", str(TEACHER.person_id)), FACTS, Purpose.VISA_COMPLIANCE)
+
+    assert (own.allowed, own.rule) == (True, "student.view.self")
+    assert not other.allowed
+    assert FACTS.asked[-1] == frozenset({policy.SELF})
+
+
 @pytest.mark.parametrize(
     ("action", "resource"),
     [
         ("teaching_session.delete", Resource("module_run", str(RUN))),
         ("teaching_session.open", Resource("module", str(RUN))),
-        ("student.view", Resource("student", str(STUDENT.person_id))),
+        ("student.view", Resource("person", str(STUDENT.person_id))),
     ],
 )
 def test_anything_no_rule_speaks_for_is_denied_by_default(action: str, resource: Resource) -> None:

@@ -10,7 +10,7 @@ from tend_identity.store import Connection
 
 TABLES = (
     "faculties", "schools", "programmes", "programme_modules", "modules", "module_runs", "people",
-    "role_assignments", "relationships", "enrolments",
+    "role_assignments", "relationships", "enrolments", "level_tutors",
 )  # fmt: skip
 
 
@@ -51,14 +51,20 @@ def test_the_demo_university_has_the_promised_shape() -> None:
     staff = [p for p in university.people if p.kind is PersonKind.STAFF]
     students = [p for p in university.people if p.kind is PersonKind.STUDENT]
 
-    assert len(staff) == 12
+    assert len(staff) == 17
     assert len(students) == 200
     assert 0.12 <= sum(s.sponsored_visa for s in students) / len(students) <= 0.18
     assert {role for _person, role, _kind, _scope in university.roles} >= {
         "lecturer", "personal_tutor", "programme_lead", "director_of_school", "school_administrator",
         "faculty_pro_vice_chancellor", "student_services", "support_and_wellbeing", "visa_immigration",
-        "data_protection_officer", "system_administrator",
+        "data_protection_officer", "system_administrator", "level_tutor", "associate_dean_education",
+        "executive_team", "project_staff",
     }  # fmt: skip
+    assert {s.level for s in students} == {1, 2, 3}
+    assert [(level, programme) for _tutor, programme, level in university.level_tutors] == [
+        (1, demo.demo_id("programme", "BSC-CS"))
+    ]
+    assert {relation for _person, relation, _run in university.teaching} == {"teaches", "leads"}
     tutored = {student for _tutor, student in university.tutors}
     assert tutored == {s.id for s in students}
     for student in students:
@@ -78,7 +84,7 @@ def test_every_canary_is_unique_and_searchable(demo_pool: ConnectionPool) -> Non
     with demo_pool.connection() as conn:
         canaries = demo.demo_canaries(conn)
 
-    assert len(canaries) == 212 * 2 + 200
+    assert len(canaries) == 217 * 2 + 200
     assert len(set(canaries)) == len(canaries)
     for canary in canaries:
         assert re.fullmatch(r"Canary-[0-9a-f]{6}|canary-[0-9a-f]{6}@demo\.tend\.invalid|CN[0-9A-F]{6}", canary)
@@ -95,3 +101,15 @@ def test_the_logins_table_shows_no_personal_data() -> None:
     for person in university.people:
         for value in (person.family_name, person.email, person.student_number):
             assert value is None or value not in table
+
+
+def test_the_demo_holds_every_relationship_of_the_policy() -> None:
+    from tend_identity import policy
+
+    university = demo.build_demo()
+    held = {role for _person, role, _kind, _scope in university.roles}
+    held |= {"leads_module" if relation == "leads" else relation for _p, relation, _run in university.teaching}
+    held |= {"personal_tutor"} if university.tutors else set()
+    held |= {"level_tutor"} if university.level_tutors else set()
+
+    assert held >= policy.RELATIONSHIP_NAMES - {policy.SELF, policy.BREAK_GLASS}

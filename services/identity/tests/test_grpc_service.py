@@ -197,7 +197,7 @@ def test_check_access_allows_the_teacher_and_audits_it(stub: Stub, demo_pool: Co
     )
 
     assert response.allowed
-    assert response.rule == "module_run.teaching_staff"
+    assert response.rule == "module_run.teaching_session.open"
     assert response.reason
     (event,) = _outbox_audit_events(demo_pool)
     assert event.actor.kind == events_pb2.ACTOR_KIND_PERSON
@@ -223,7 +223,7 @@ def test_check_access_refuses_everyone_else_and_audits_it(stub: Stub, demo_pool:
     )
 
     assert not response.allowed
-    assert response.rule == "module_run.teaching_staff"
+    assert response.rule == "module_run.teaching_session.present"
     (event,) = _outbox_audit_events(demo_pool)
     assert event.outcome == events_pb2.OUTCOME_REFUSED
     assert event.actor.id == str(demo.demo_id("person", username))

@@ -1,4 +1,4 @@
-"""tend-identity: `migrate`, `serve`, `load-demo` and `rotate-signing-key`."""
+"""tend-identity: `migrate`, `serve`, `load-demo`, `import`, `policy-docs` and `rotate-signing-key`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 
@@ -40,6 +41,25 @@ def _load_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(settings: Settings | None, args: argparse.Namespace) -> int:
+    from tend_identity.importing.apply import ImportRejected, run_import
+
+    assert settings is not None
+    data = Path(args.file).read_bytes()
+    try:
+        with psycopg.connect(settings.database_url) as conn:
+            outcome = run_import(conn, args.kind, data)
+    except ImportRejected as rejected:
+        print(f"{args.file}: rejected, nothing was imported ({len(rejected.problems)} problem(s)):", file=sys.stderr)
+        for problem in rejected.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.file}: {outcome.rows} row(s) imported; " + ("records changed" if outcome.changed else "nothing changed")
+    )
+    return 0
+
+
 def _rotate_signing_key(settings: Settings, _args: argparse.Namespace) -> int:
     pool = open_pool(settings.database_url, max_size=1, name="identity-cli")
     try:
@@ -47,6 +67,18 @@ def _rotate_signing_key(settings: Settings, _args: argparse.Namespace) -> int:
     finally:
         pool.close()
     print(f"new current signing key: {key.kid}")
+    return 0
+
+
+def _policy_docs(_settings: Settings | None, args: argparse.Namespace) -> int:
+    from tend_identity.policy_docs import render
+
+    text = render()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"written to {args.output}")
+    else:
+        print(text, end="")
     return 0
 
 
@@ -58,6 +90,17 @@ def _parser() -> argparse.ArgumentParser:
     load_demo = commands.add_parser("load-demo", help="load the demo university (idempotent) and print its logins")
     load_demo.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, help="the demo's random seed")
     load_demo.set_defaults(run=_load_demo)
+    from tend_identity.importing.apply import KINDS
+
+    importing = commands.add_parser(
+        "import", help="import a student records file (docs/import.md), whole or not at all"
+    )
+    importing.add_argument("kind", choices=sorted(KINDS), help="what the file holds")
+    importing.add_argument("file", help="the CSV file")
+    importing.set_defaults(run=_import)
+    policy_docs = commands.add_parser("policy-docs", help="print (or write) the access policy as Markdown")
+    policy_docs.add_argument("--output", help="the file to write, for example docs/access-policy.md")
+    policy_docs.set_defaults(run=_policy_docs, needs_settings=False)
     commands.add_parser(
         "rotate-signing-key", help="retire the current signing key and make a new one current"
     ).set_defaults(run=_rotate_signing_key)
@@ -66,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = load()
+    settings = load() if getattr(args, "needs_settings", True) else None
     return int(args.run(settings, args))
 
 

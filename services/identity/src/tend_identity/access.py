@@ -1,86 +1,80 @@
-"""Access decisions: deny unless a rule grants the action on the resource through a relationship the actor has.
+"""Access decisions: deny unless the policy (policy.py) grants the action through a relationship the actor holds to
+the resource.
 
-Each rule names the actions and the resource kind it speaks for, and a test of the actor's relationship to the
-resource. Rules only ever grant; an action no rule speaks for is refused by the default rule.
+The decision is pure: the relationships come from an AccessFacts, which the service backs with its database and
+tests back with memory. Only staff hold relationships to other people's data; a student holds only "self".
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
+from tend_identity import policy
 from tend_identity.model import Actor, Decision, PersonKind, Resource
-from tend_identity.store import Connection
-from tend_identity.store import people as people_store
+from tend_identity.policy import Purpose
 
 DEFAULT_RULE = "default_deny"
+# Resources that are one of a kind and need no id to be told apart.
+SINGLETON_KINDS = frozenset({"audit_log"})
+# Relationships ordered as the policy lists them, so that the rule named for an allowed decision is always the same
+# one (and break-glass, listed last, only when nothing else grants).
+_ORDER = {relationship.name: index for index, relationship in enumerate(policy.RELATIONSHIPS)}
 
 
 class AccessFacts(Protocol):
-    """The relationships the rules ask about."""
+    """Which of `candidates` the actor holds to the resource (kind and id)."""
 
-    def teaches_or_leads(self, person_id: uuid.UUID, module_run_id: uuid.UUID) -> bool: ...
-
-
-class StoredFacts:
-    """AccessFacts read from identity's database, within the caller's transaction."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def teaches_or_leads(self, person_id: uuid.UUID, module_run_id: uuid.UUID) -> bool:
-        return people_store.teaches_or_leads(self._conn, person_id, module_run_id)
+    def relationships_to(
+        self, actor: Actor, kind: str, resource_id: uuid.UUID | None, candidates: frozenset[str]
+    ) -> frozenset[str]: ...
 
 
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    actions: frozenset[str]
-    resource_kind: str
-    grants: Callable[[Actor, Resource, AccessFacts], bool]
-    allowed_reason: str
-    refused_reason: str
-
-
-def _as_uuid(value: str) -> uuid.UUID | None:
+def as_uuid(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
     except ValueError:
         return None
 
 
-def _staff_teaching_the_run(actor: Actor, resource: Resource, facts: AccessFacts) -> bool:
-    module_run_id = _as_uuid(resource.id)
-    return (
-        actor.kind is PersonKind.STAFF
-        and module_run_id is not None
-        and facts.teaches_or_leads(actor.person_id, module_run_id)
-    )
-
-
-RULES: tuple[Rule, ...] = (
-    Rule(
-        name="module_run.teaching_staff",
-        actions=frozenset({"teaching_session.open", "teaching_session.present"}),
-        resource_kind="module_run",
-        grants=_staff_teaching_the_run,
-        allowed_reason="You teach or lead this module run.",
-        refused_reason="Only staff who teach or lead this module run may do this.",
-    ),
-)
+def usable_relationships(actor: Actor, candidates: frozenset[str]) -> frozenset[str]:
+    """A student acts only as themself; staff never through "self" towards a student."""
+    if actor.kind is PersonKind.STUDENT:
+        return candidates & {policy.SELF}
+    return candidates
 
 
 def decide(
-    actor: Actor, action: str, resource: Resource, facts: AccessFacts, rules: tuple[Rule, ...] = RULES
+    actor: Actor, action: str, resource: Resource, facts: AccessFacts, purpose: Purpose | None = None
 ) -> Decision:
-    """The first rule for the action and resource kind that grants it allows it; if rules speak for it but none
-    grants, the first of them refuses it; if none speaks for it, the default rule refuses it."""
-    relevant = [rule for rule in rules if action in rule.actions and rule.resource_kind == resource.kind]
-    for rule in relevant:
-        if rule.grants(actor, resource, facts):
+    if action == policy.STUDENT_VIEW and resource.kind == "student":
+        return _decide_student_view(actor, resource, facts, purpose)
+    rules = policy.action_rules(action, resource.kind)
+    if not rules:
+        return Decision(allowed=False, reason="No rule allows this action on this resource.", rule=DEFAULT_RULE)
+    resource_id = None if resource.kind in SINGLETON_KINDS else as_uuid(resource.id)
+    granting = frozenset().union(*(rule.relationships for rule in rules))
+    held = frozenset[str]()
+    if resource_id is not None or resource.kind in SINGLETON_KINDS:
+        held = facts.relationships_to(actor, resource.kind, resource_id, usable_relationships(actor, granting))
+    for rule in rules:
+        if held & rule.relationships:
             return Decision(allowed=True, reason=rule.allowed_reason, rule=rule.name)
-    if relevant:
-        return Decision(allowed=False, reason=relevant[0].refused_reason, rule=relevant[0].name)
-    return Decision(allowed=False, reason="No rule allows this action on this resource.", rule=DEFAULT_RULE)
+    return Decision(allowed=False, reason=rules[0].refused_reason, rule=rules[0].name)
+
+
+def _decide_student_view(actor: Actor, resource: Resource, facts: AccessFacts, purpose: Purpose | None) -> Decision:
+    rule = policy.STUDENT_VIEW
+    if purpose is None:
+        return Decision(allowed=False, reason="Say what the student's records are needed for.", rule=rule)
+    student_id = as_uuid(resource.id)
+    granting = usable_relationships(actor, policy.student_view_relationships(purpose))
+    held = frozenset[str]() if student_id is None else facts.relationships_to(actor, "student", student_id, granting)
+    if not held:
+        return Decision(
+            allowed=False,
+            reason=f"Nothing gives you this student's records for {purpose.value}.",
+            rule=rule,
+        )
+    first = min(held, key=_ORDER.__getitem__)
+    return Decision(allowed=True, reason=policy.RELATIONSHIPS_BY_NAME[first].reason, rule=f"{rule}.{first}")

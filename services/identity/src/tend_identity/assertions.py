@@ -3,6 +3,9 @@ identity (CheckAccess) or verify themselves with identity's public keys."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +41,10 @@ def issue_assertion(keyring: Keyring, person: Person, audience: str, ttl: timede
 def verify_assertion(keyring: Keyring, token: str) -> Actor:
     """The actor an assertion states, if identity signed it and it has not expired. Any audience is accepted: an
     assertion issued to one service may be shown to identity by that service."""
+    return _verify(keyring, token)[0]
+
+
+def _verify(keyring: Keyring, token: str) -> tuple[Actor, int]:
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") != ALGORITHM:
@@ -53,6 +60,35 @@ def verify_assertion(keyring: Keyring, token: str) -> Actor:
             leeway=LEEWAY_SECONDS,
             options={"verify_aud": False, "require": ["exp", "iat", "sub", "aud", "iss", "kind"]},
         )
-        return Actor(person_id=uuid.UUID(str(claims["sub"])), kind=PersonKind(claims["kind"]))
+        actor = Actor(person_id=uuid.UUID(str(claims["sub"])), kind=PersonKind(claims["kind"]))
+        return actor, int(claims["exp"])
     except (jwt.PyJWTError, ValueError) as exc:
         raise InvalidAssertion(type(exc).__name__) from exc
+
+
+class VerifiedAssertions:
+    """verify_assertion with a memory: an assertion, once verified, is taken as verified until it expires (it cannot
+    change, and the key that signed it stays published that long), which spares a signature check on every call
+    the same service makes for the same person. Bounded; thread-safe."""
+
+    def __init__(self, keyring: Keyring, max_entries: int = 20_000) -> None:
+        self._keyring = keyring
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+        self._verified: dict[bytes, tuple[Actor, int]] = {}
+
+    def verify(self, token: str) -> Actor:
+        digest = hashlib.sha256(token.encode("utf-8")).digest()
+        now = time.time()
+        with self._lock:
+            cached = self._verified.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        actor, expires = _verify(self._keyring, token)
+        with self._lock:
+            if len(self._verified) >= self._max_entries:
+                self._verified = {key: value for key, value in self._verified.items() if value[1] > now}
+                if len(self._verified) >= self._max_entries:
+                    self._verified.clear()
+            self._verified[digest] = (actor, expires)
+        return actor

@@ -1,4 +1,5 @@
-"""Audit events identity emits: every access decision, allowed or refused, goes to the audit service."""
+"""Audit events identity emits: every access decision, allowed or refused, every disclosure of a student's data and
+every privileged change goes to the audit service, through the outbox, in the transaction of the decision."""
 
 from __future__ import annotations
 
@@ -11,16 +12,39 @@ from tend_identity.model import Actor, Decision, Resource
 ROUTING_KEY = "audit.recorded.v1"
 
 
-def access_decided(
-    actor: Actor, action: str, resource: Resource, purpose: str, decision: Decision, request_id: str
+def recorded(
+    actor: Actor, action: str, subject: Resource, purpose: str, allowed: bool, request_id: str
 ) -> OutgoingEvent:
+    """One audit record: `actor` did (or was refused) `action` on `subject`, for `purpose`."""
     event = events_pb2.AuditEvent(
         meta=new_meta(SERVICE, request_id=request_id),
         actor=events_pb2.Actor(kind=events_pb2.ACTOR_KIND_PERSON, id=str(actor.person_id)),
         action=action,
-        subject=events_pb2.Subject(kind=resource.kind, id=resource.id),
+        subject=events_pb2.Subject(kind=subject.kind, id=subject.id),
         purpose=purpose,
-        outcome=events_pb2.OUTCOME_ALLOWED if decision.allowed else events_pb2.OUTCOME_REFUSED,
+        outcome=events_pb2.OUTCOME_ALLOWED if allowed else events_pb2.OUTCOME_REFUSED,
+        origin_service=SERVICE,
+    )
+    return envelope(event, ROUTING_KEY)
+
+
+def access_decided(
+    actor: Actor, action: str, resource: Resource, purpose: str, decision: Decision, request_id: str
+) -> OutgoingEvent:
+    return recorded(actor, action, resource, purpose, decision.allowed, request_id)
+
+
+def recorded_for_service(
+    service: str, action: str, subject: Resource, purpose: str, allowed: bool, request_id: str
+) -> OutgoingEvent:
+    """One audit record of an action a service took on its own account (no person acting)."""
+    event = events_pb2.AuditEvent(
+        meta=new_meta(SERVICE, request_id=request_id),
+        actor=events_pb2.Actor(kind=events_pb2.ACTOR_KIND_SERVICE, id=service),
+        action=action,
+        subject=events_pb2.Subject(kind=subject.kind, id=subject.id),
+        purpose=purpose,
+        outcome=events_pb2.OUTCOME_ALLOWED if allowed else events_pb2.OUTCOME_REFUSED,
         origin_service=SERVICE,
     )
     return envelope(event, ROUTING_KEY)

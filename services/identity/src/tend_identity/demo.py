@@ -1,5 +1,6 @@
 """A demo university, built deterministically from a seed: one faculty, two schools, three programmes, six modules
-each run in the 2026/27 autumn term, twelve staff covering the roles of the source documents, and 200 students.
+each run in the 2026/27 autumn term, seventeen staff covering every relationship of the access policy, and 200
+students in years 1 to 3.
 
 Every demo person carries unique canary values (family name, e-mail, student number) so privacy tests can search
 other services' databases, logs and messages for them. Loading is idempotent: ids derive from natural keys, and
@@ -59,6 +60,8 @@ class StaffPlan:
     roles: tuple[tuple[str, str, str | None], ...]
     leads: tuple[str, ...] = ()
     teaches: tuple[str, ...] = ()
+    # (programme code, level) pairs the person is level tutor of.
+    level_tutor_of: tuple[tuple[str, int], ...] = ()
 
 
 STAFF = (
@@ -81,7 +84,17 @@ STAFF = (
     StaffPlan("visa1", (("visa_immigration", "institution", None),)),
     StaffPlan("dpo1", (("data_protection_officer", "institution", None),)),
     StaffPlan("sysadmin1", (("system_administrator", "institution", None),)),
+    StaffPlan(
+        "leveltutor1",
+        (("lecturer", "school", "COMP"), ("level_tutor", "programme", "BSC-CS")),
+        level_tutor_of=(("BSC-CS", 1),),
+    ),
+    StaffPlan("assocdean1", (("associate_dean_education", "faculty", "FSE"),)),
+    StaffPlan("exec1", (("executive_team", "institution", None),)),
+    StaffPlan("project1", (("project_staff", "institution", None),)),
+    StaffPlan("schooladmin2", (("school_administrator", "school", "MATH"),)),
 )
+LEVELS = (1, 2, 3)
 
 GIVEN_NAMES = (
     "Ada", "Grace", "Alan", "Katherine", "Tim", "Margaret", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia",
@@ -112,6 +125,7 @@ class DemoUniversity:
     teaching: list[tuple[uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
     tutors: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
     enrolments: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
+    level_tutors: list[tuple[uuid.UUID, uuid.UUID, int]] = field(default_factory=list)
     logins: list[DemoLogin] = field(default_factory=list)
 
 
@@ -141,6 +155,7 @@ def _person(
     kind: PersonKind,
     sponsored_visa: bool = False,
     programme_id: uuid.UUID | None = None,
+    level: int | None = None,
 ) -> NewPerson:
     tag = canaries.next()
     given = rng.choice(GIVEN_NAMES)
@@ -156,6 +171,7 @@ def _person(
         student_number=f"CN{tag.upper()}" if kind is PersonKind.STUDENT else None,
         sponsored_visa=sponsored_visa,
         programme_id=programme_id,
+        level=level,
     )
 
 
@@ -171,9 +187,12 @@ def build_demo(seed: int = DEFAULT_SEED) -> DemoUniversity:
             demo.roles.append((person.id, role, scope_kind, _scope_id(scope_kind, code)))
         for relation, codes in (("leads", plan.leads), ("teaches", plan.teaches)):
             demo.teaching.extend((person.id, relation, demo_id("module_run", code)) for code in codes)
+        demo.level_tutors.extend((person.id, demo_id("programme", code), level) for code, level in plan.level_tutor_of)
         demo.logins.append(DemoLogin(plan.username, PersonKind.STAFF, ", ".join(sorted({r[0] for r in plan.roles}))))
 
     sponsored = set(rng.sample(range(STUDENT_COUNT), round(STUDENT_COUNT * SPONSORED_VISA_SHARE)))
+    # Levels come from a generator of their own, so that names and canaries do not depend on how they are drawn.
+    level_rng = random.Random(seed + 1)  # noqa: S311 (demo data, not secrets)
     for index in range(STUDENT_COUNT):
         username = f"student{index + 1:03d}"
         programme_code, _title, school_code, module_codes = rng.choices(PROGRAMMES, weights=PROGRAMME_WEIGHTS)[0]
@@ -185,6 +204,7 @@ def build_demo(seed: int = DEFAULT_SEED) -> DemoUniversity:
             PersonKind.STUDENT,
             sponsored_visa=visa,
             programme_id=demo_id("programme", programme_code),
+            level=level_rng.choice(LEVELS),
         )
         demo.people.append(person)
         demo.tutors.append((demo_id("person", TUTOR_BY_SCHOOL[school_code]), person.id))
@@ -221,6 +241,8 @@ def load_demo(conn: Connection, demo: DemoUniversity, password_hash: str) -> Non
             people_store.add_personal_tutor(conn, tutor_id, student_id)
         for student_id, module_run_id in demo.enrolments:
             people_store.add_enrolment(conn, student_id, module_run_id)
+        for tutor_id, programme_id, level in demo.level_tutors:
+            people_store.add_level_tutor(conn, tutor_id, programme_id, level)
 
 
 def demo_canaries(conn: Connection) -> list[str]:

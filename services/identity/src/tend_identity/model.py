@@ -63,3 +63,12 @@ class IssuedToken:
 
     token: str
     expires_at: datetime
+
+
+class Refused(Exception):
+    """A request refused after its audit record was written: the caller commits, then reports the refusal. The
+    message is plain language, safe to show to the person who asked."""
+
+
+class NotFoundError(Refused):
+    """What the request names does not exist (or is not what it must be)."""

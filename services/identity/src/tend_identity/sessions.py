@@ -39,3 +39,14 @@ def close_session(conn: Connection, token: str, now: datetime) -> None:
     """Revokes the session; an unknown token is not an error."""
     if token and len(token) <= MAX_TOKEN_LENGTH:
         session_store.revoke_session(conn, token_digest(token), now)
+
+
+def close_every_session(conn: Connection, token: str, now: datetime) -> int:
+    """Revokes every open session of the person signed in with `token` ("sign out everywhere"); 0 if the token
+    opens no session."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return 0
+    person_id = session_store.open_session_person(conn, token_digest(token), now)
+    if person_id is None:
+        return 0
+    return session_store.revoke_person_sessions(conn, person_id, now)

@@ -27,13 +27,34 @@ class Settings(ServiceSettings):
     session_ttl_seconds: int = 28800
     # The academic year whose key makes the pseudonyms in check-in tokens.
     academic_year: str = "2026/27"
+    # Below this many students an aggregate is suppressed.
+    minimum_cohort_size: int = 10
+    # How long a break-glass grant is honoured.
+    break_glass_minutes: int = 60
+    # OpenID Connect sign-in: the provider's issuer URL (empty turns it off), this client's id and secret, the
+    # callback addresses a sign-in may return to, and the ID token claim holding the user name in student records.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_redirect_uris: tuple[str, ...] = ()
+    oidc_username_claim: str = "preferred_username"
 
     def __post_init__(self) -> None:
         problems = [
             f"{PREFIX}{name.upper()}: must be positive"
-            for name in ("checkin_token_ttl_seconds", "assertion_ttl_seconds", "session_ttl_seconds")
+            for name in (
+                "checkin_token_ttl_seconds",
+                "assertion_ttl_seconds",
+                "session_ttl_seconds",
+                "minimum_cohort_size",
+                "break_glass_minutes",
+            )
             if getattr(self, name) <= 0
         ]
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_redirect_uris):
+            problems.append(f"{PREFIX}OIDC_CLIENT_ID and {PREFIX}OIDC_REDIRECT_URIS: needed with an OIDC issuer")
+        if self.oidc_issuer and not self.oidc_issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            problems.append(f"{PREFIX}OIDC_ISSUER: must be an https address")
         if not ACADEMIC_YEAR.fullmatch(self.academic_year):
             problems.append(f"{PREFIX}ACADEMIC_YEAR: expected a year like 2026/27")
         if problems:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,3 +70,26 @@ def record_pseudonym(conn: Connection, pseudonym: str, person_id: uuid.UUID, aca
 def person_of_pseudonym(conn: Connection, pseudonym: str) -> uuid.UUID | None:
     row = conn.execute("SELECT person_id FROM pseudonyms WHERE pseudonym = %s", (pseudonym,)).fetchone()
     return None if row is None else row[0]
+
+
+def recorded_pseudonyms(conn: Connection, person_ids: Sequence[uuid.UUID], academic_year: str) -> dict[uuid.UUID, str]:
+    rows = conn.execute(
+        "SELECT person_id, pseudonym FROM pseudonyms WHERE academic_year = %s AND person_id = ANY(%s)",
+        (academic_year, list(person_ids)),
+    ).fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+def record_pseudonyms(conn: Connection, pseudonyms: Mapping[uuid.UUID, str], academic_year: str) -> None:
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO pseudonyms (pseudonym, person_id, academic_year) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            [(pseudonym, person_id, academic_year) for person_id, pseudonym in pseudonyms.items()],
+        )
+
+
+def people_of_pseudonyms(conn: Connection, pseudonyms: Sequence[str]) -> dict[str, uuid.UUID]:
+    rows = conn.execute(
+        "SELECT pseudonym, person_id FROM pseudonyms WHERE pseudonym = ANY(%s)", (list(pseudonyms),)
+    ).fetchall()
+    return {row[0]: row[1] for row in rows}

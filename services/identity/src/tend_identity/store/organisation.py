@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from tend_identity.store import Connection
 
@@ -60,3 +61,37 @@ def upsert_module_run(
         " term = excluded.term",
         (module_run_id, module_id, academic_year, term),
     )
+
+
+@dataclass(frozen=True)
+class StoredModule:
+    id: uuid.UUID
+    school_id: uuid.UUID
+    code: str
+    title: str
+    deleted: bool
+
+
+def module(conn: Connection, module_id: uuid.UUID) -> StoredModule | None:
+    row = conn.execute(
+        "SELECT id, school_id, code, title, deleted_at IS NOT NULL FROM modules WHERE id = %s", (module_id,)
+    ).fetchone()
+    return None if row is None else StoredModule(*row)
+
+
+def module_code_taken(conn: Connection, code: str) -> bool:
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM modules WHERE code = %s)", (code,)).fetchone()
+    return bool(row and row[0])
+
+
+def school_exists(conn: Connection, school_id: uuid.UUID) -> bool:
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM schools WHERE id = %s)", (school_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def set_module_title(conn: Connection, module_id: uuid.UUID, title: str) -> None:
+    conn.execute("UPDATE modules SET title = %s WHERE id = %s", (title, module_id))
+
+
+def restore_module(conn: Connection, module_id: uuid.UUID) -> None:
+    conn.execute("UPDATE modules SET deleted_at = NULL WHERE id = %s", (module_id,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tend_identity.model import ModuleRunSummary, Person, PersonKind
@@ -13,6 +14,16 @@ from tend_identity.store import Connection
 class SignInRecord:
     person_id: uuid.UUID
     password_hash: str | None
+
+
+@dataclass(frozen=True)
+class StudentCard:
+    """What staff allowed to see a student individually are shown of them."""
+
+    id: uuid.UUID
+    display_name: str
+    student_number: str | None
+    sponsored_visa: bool
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,8 @@ class NewPerson:
     student_number: str | None = None
     sponsored_visa: bool = False
     programme_id: uuid.UUID | None = None
+    # Year of study, for students.
+    level: int | None = None
 
 
 def sign_in_record(conn: Connection, username: str) -> SignInRecord | None:
@@ -52,6 +65,16 @@ def person(conn: Connection, person_id: uuid.UUID) -> Person | None:
     if row is None:
         return None
     return Person(id=person_id, kind=PersonKind(row[0]), display_name=row[1], roles=tuple(row[2]))
+
+
+def student_cards(conn: Connection, student_ids: Sequence[uuid.UUID]) -> list[StudentCard]:
+    """The students among `student_ids`, in display name order."""
+    rows = conn.execute(
+        "SELECT id, display_name, student_number, sponsored_visa FROM people"
+        " WHERE id = ANY(%s) AND kind = 'student' ORDER BY display_name, id",
+        (list(student_ids),),
+    ).fetchall()
+    return [StudentCard(*row) for row in rows]
 
 
 def teaches_or_leads(conn: Connection, person_id: uuid.UUID, module_run_id: uuid.UUID) -> bool:
@@ -81,12 +104,13 @@ def upsert_person(conn: Connection, new: NewPerson, password_hash: str | None) -
     """Adds the person, or brings their details up to date; an existing password hash is kept."""
     conn.execute(
         "INSERT INTO people (id, kind, username, display_name, given_name, family_name, email, student_number,"
-        " sponsored_visa, programme_id, password_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " sponsored_visa, programme_id, password_hash, level)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, username = excluded.username,"
         " display_name = excluded.display_name, given_name = excluded.given_name,"
         " family_name = excluded.family_name, email = excluded.email, student_number = excluded.student_number,"
         " sponsored_visa = excluded.sponsored_visa, programme_id = excluded.programme_id,"
-        " password_hash = coalesce(people.password_hash, excluded.password_hash)",
+        " password_hash = coalesce(people.password_hash, excluded.password_hash), level = excluded.level",
         (
             new.id,
             new.kind.value,
@@ -99,6 +123,7 @@ def upsert_person(conn: Connection, new: NewPerson, password_hash: str | None) -
             new.sponsored_visa,
             new.programme_id,
             password_hash,
+            new.level,
         ),
     )
 
@@ -124,6 +149,13 @@ def add_personal_tutor(conn: Connection, tutor_id: uuid.UUID, student_id: uuid.U
         "INSERT INTO relationships (person_id, relation, student_id) VALUES (%s, 'personal_tutor_of', %s)"
         " ON CONFLICT DO NOTHING",
         (tutor_id, student_id),
+    )
+
+
+def add_level_tutor(conn: Connection, tutor_id: uuid.UUID, programme_id: uuid.UUID, level: int) -> None:
+    conn.execute(
+        "INSERT INTO level_tutors (person_id, programme_id, level) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+        (tutor_id, programme_id, level),
     )
 
 

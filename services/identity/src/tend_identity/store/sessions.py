@@ -29,3 +29,12 @@ def revoke_session(conn: Connection, token_sha256: bytes, now: datetime) -> None
         "UPDATE sign_in_sessions SET revoked_at = %s WHERE token_sha256 = %s AND revoked_at IS NULL",
         (now, token_sha256),
     )
+
+
+def revoke_person_sessions(conn: Connection, person_id: uuid.UUID, now: datetime) -> int:
+    """Revokes every open session of the person; returns how many."""
+    cursor = conn.execute(
+        "UPDATE sign_in_sessions SET revoked_at = %s WHERE person_id = %s AND revoked_at IS NULL AND expires_at > %s",
+        (now, person_id, now),
+    )
+    return cursor.rowcount
