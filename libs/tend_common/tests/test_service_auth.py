@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 
 from tend_common.grpc_server import GrpcServer, start_grpc_server
 from tend_common.service_auth import (
@@ -22,41 +21,13 @@ from tend_common.service_auth import (
     public_key_text,
 )
 
-OPEN = "/tend.checkin.v1.CheckinService/OpenSession"
-PRESENT = "/tend.checkin.v1.CheckinService/GetPresenterCode"
+OPEN = "/test.Sessions/Open"
+PRESENT = "/test.Sessions/Present"
 PORTAL_KEY, INDICATORS_KEY, STRANGER_KEY = generate_service_key(), generate_service_key(), generate_service_key()
 
 
-class Checkin(checkin_pb2_grpc.CheckinServiceServicer):
-    def GetPresenterCode(
-        self,
-        request: checkin_pb2.GetPresenterCodeRequest,
-        context: grpc.ServicerContext,
-    ) -> checkin_pb2.GetPresenterCodeResponse:
-        return checkin_pb2.GetPresenterCodeResponse(code=calling_service())
-
-    def OpenSession(
-        self,
-        request: checkin_pb2.OpenSessionRequest,
-        context: grpc.ServicerContext,
-    ) -> checkin_pb2.OpenSessionResponse:
-        return checkin_pb2.OpenSessionResponse()
-
-    # Not called here; implemented so the servicer is complete.
-    def ImportTimetable(
-        self, request: checkin_pb2.ImportTimetableRequest, context: grpc.ServicerContext
-    ) -> checkin_pb2.ImportTimetableResponse:
-        return checkin_pb2.ImportTimetableResponse()
-
-    def ListSessions(
-        self, request: checkin_pb2.ListSessionsRequest, context: grpc.ServicerContext
-    ) -> checkin_pb2.ListSessionsResponse:
-        return checkin_pb2.ListSessionsResponse()
-
-    def RecordAttendanceCorrections(
-        self, request: checkin_pb2.RecordAttendanceCorrectionsRequest, context: grpc.ServicerContext
-    ) -> checkin_pb2.RecordAttendanceCorrectionsResponse:
-        return checkin_pb2.RecordAttendanceCorrectionsResponse()
+def _echo_caller(_request: bytes, _context: grpc.ServicerContext) -> bytes:
+    return calling_service().encode()
 
 
 @pytest.fixture(scope="module")
@@ -66,19 +37,30 @@ def server() -> Iterator[GrpcServer]:
     )
     policy = MethodPolicy({PRESENT: frozenset({"portal", "indicators"}), OPEN: frozenset({"portal"})})
     interceptor = ServiceAuthInterceptor("checkin", trusted, policy)
+    handlers = grpc.method_handlers_generic_handler(
+        "test.Sessions",
+        {
+            "Open": grpc.unary_unary_rpc_method_handler(_echo_caller),
+            "Present": grpc.unary_unary_rpc_method_handler(_echo_caller),
+        },
+    )
     server = start_grpc_server(
-        lambda s: checkin_pb2_grpc.add_CheckinServiceServicer_to_server(Checkin(), s),
-        ["tend.checkin.v1.CheckinService"],
-        port=0,
-        interceptors=[interceptor],
+        lambda s: s.add_generic_rpc_handlers((handlers,)), ["test.Sessions"], port=0, interceptors=[interceptor]
     )
     yield server
     server.stop(0)
 
 
-def _stub(server: GrpcServer, key: str, name: str, audience: str = "checkin") -> checkin_pb2_grpc.CheckinServiceStub:
-    channel = authenticated_channel(f"127.0.0.1:{server.port}", ServiceTokenSigner(name, key), audience)
-    return checkin_pb2_grpc.CheckinServiceStub(channel)
+class _Stub:
+    """Raw-bytes calls to the test service, so this plumbing test depends on no service's contract."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.open = channel.unary_unary(OPEN)
+        self.present = channel.unary_unary(PRESENT)
+
+
+def _stub(server: GrpcServer, key: str, name: str, audience: str = "checkin") -> _Stub:
+    return _Stub(authenticated_channel(f"127.0.0.1:{server.port}", ServiceTokenSigner(name, key), audience))
 
 
 def _status(call: object) -> grpc.StatusCode:
@@ -89,13 +71,12 @@ def _status(call: object) -> grpc.StatusCode:
 
 
 def test_a_permitted_service_is_served_and_its_name_is_known_to_the_handler(server: GrpcServer) -> None:
-    response = _stub(server, INDICATORS_KEY, "indicators").GetPresenterCode(checkin_pb2.GetPresenterCodeRequest())
-    assert response.code == "indicators"
+    assert _stub(server, INDICATORS_KEY, "indicators").present(b"") == b"indicators"
 
 
 def test_a_trusted_service_is_refused_a_method_its_role_does_not_need(server: GrpcServer) -> None:
     stub = _stub(server, INDICATORS_KEY, "indicators")
-    assert _status(lambda: stub.OpenSession(checkin_pb2.OpenSessionRequest())) == grpc.StatusCode.PERMISSION_DENIED
+    assert _status(lambda: stub.open(b"")) == grpc.StatusCode.PERMISSION_DENIED
 
 
 @pytest.mark.parametrize(
@@ -111,15 +92,12 @@ def test_untrusted_or_misdirected_credentials_are_unauthenticated(
     server: GrpcServer, key: str, name: str, audience: str
 ) -> None:
     stub = _stub(server, key, name, audience)
-    call = lambda: stub.GetPresenterCode(checkin_pb2.GetPresenterCodeRequest())  # noqa: E731
-    assert _status(call) == grpc.StatusCode.UNAUTHENTICATED
+    assert _status(lambda: stub.present(b"")) == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_a_call_without_a_credential_is_unauthenticated_but_health_stays_open(server: GrpcServer) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        stub = checkin_pb2_grpc.CheckinServiceStub(channel)
-        call = lambda: stub.GetPresenterCode(checkin_pb2.GetPresenterCodeRequest())  # noqa: E731
-        assert _status(call) == grpc.StatusCode.UNAUTHENTICATED
+        assert _status(lambda: _Stub(channel).present(b"")) == grpc.StatusCode.UNAUTHENTICATED
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
         assert health.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -127,10 +105,8 @@ def test_a_call_without_a_credential_is_unauthenticated_but_health_stays_open(se
 def test_an_expired_credential_is_refused(server: GrpcServer) -> None:
     old = ServiceTokenSigner("portal", PORTAL_KEY, clock=lambda: 1_000_000.0)
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    stub = checkin_pb2_grpc.CheckinServiceStub(channel)
     metadata = [("x-tend-service-token", old.token_for("checkin"))]
-    call = lambda: stub.GetPresenterCode(checkin_pb2.GetPresenterCodeRequest(), metadata=metadata)  # noqa: E731
-    assert _status(call) == grpc.StatusCode.UNAUTHENTICATED
+    assert _status(lambda: _Stub(channel).present(b"", metadata=metadata)) == grpc.StatusCode.UNAUTHENTICATED
     channel.close()
 
 
