@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pika
 import psycopg
@@ -19,9 +19,12 @@ from tend_testing.namespaces import new_amqp_namespace
 class BenchEnvironment:
     backends: Backends
     amqp_namespace: str
+    # Databases this run created, dropped at its end (never another run's, which may still be going).
+    created: list[str] = field(default_factory=list)
 
     def database(self, migrations_package: str | None) -> str:
         name = f"bench_{uuid.uuid4().hex[:12]}"
+        self.created.append(name)
         with psycopg.connect(self.backends.postgres_admin_dsn, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         dsn = self.backends.postgres_admin_dsn.rsplit("/", 1)[0] + f"/{name}"
@@ -36,14 +39,14 @@ def bench_environment() -> Iterator[BenchEnvironment]:
     try:
         yield environment
     finally:
-        _drop_bench_databases(backends.postgres_admin_dsn)
+        _drop_databases(backends.postgres_admin_dsn, environment.created)
         if containers is not None:
             containers.stop()
 
 
-def _drop_bench_databases(admin_dsn: str) -> None:
+def _drop_databases(admin_dsn: str, names: list[str]) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        for (name,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'").fetchall():
+        for name in names:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
