@@ -3,93 +3,28 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import grpc
 import psycopg
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
-from psycopg_pool import ConnectionPool
 from tend.audit.v1 import events_pb2 as audit_events_pb2
-from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
+from tend.checkin.v1 import checkin_pb2
 
-from services.checkin.tests.fake_identity import DENIED_REASON, FakeIdentity
+from services.checkin.tests.fake_identity import DENIED_REASON
+from services.checkin.tests.grpc_harness import (
+    MODULE_RUN,
+    NOW,
+    OPEN,
+    PRESENT,
+    STAFF,
+    Api,
+    open_request,
+    stamp,
+    status_of,
+)
 from tend_checkin import codes
-from tend_checkin.access import IdentityAccessChecker, checkin_token_verifier
-from tend_checkin.grpc_api import SERVICE_NAME, CheckinServicer
-from tend_checkin.settings import Settings
-from tend_common.db import open_pool
-from tend_common.grpc_server import start_grpc_server
-
-NOW = datetime(2026, 10, 5, 8, 55, 7, tzinfo=UTC)
-STAFF = "0b6f1c1e-6a53-4c39-9a43-5f2d8c1c2a10"
-MODULE_RUN = "7d1f2a9e-1111-4a8e-9f0b-3c2d1e0f9a88"
-OPEN = "teaching_session.open"
-PRESENT = "teaching_session.present"
-
-
-@dataclass
-class Api:
-    stub: checkin_pb2_grpc.CheckinServiceStub
-    identity: FakeIdentity
-    settings: Settings
-
-    def assertion(self, person_id: str = STAFF) -> str:
-        return self.identity.assertion(person_id)
-
-    def rows(self, sql: str) -> list[tuple[object, ...]]:
-        with psycopg.connect(self.settings.database_url) as conn:
-            return conn.execute(sql).fetchall()
-
-
-@pytest.fixture
-def api(checkin_settings: Settings, fake_identity: FakeIdentity) -> Iterator[Api]:
-    pool: ConnectionPool = open_pool(checkin_settings.database_url, max_size=4)
-    identity_channel = grpc.insecure_channel(checkin_settings.identity_target)
-    servicer = CheckinServicer(
-        pool,
-        checkin_token_verifier(identity_channel),
-        IdentityAccessChecker(identity_channel, timeout_seconds=2.0),
-        checkin_settings,
-        clock=lambda: NOW,
-    )
-    server = start_grpc_server(
-        lambda s: checkin_pb2_grpc.add_CheckinServiceServicer_to_server(servicer, s), [SERVICE_NAME], 0
-    )
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    yield Api(checkin_pb2_grpc.CheckinServiceStub(channel), fake_identity, checkin_settings)
-    channel.close()
-    server.stop(grace_seconds=0)
-    identity_channel.close()
-    pool.close()
-
-
-def stamp(moment: datetime) -> Timestamp:
-    result = Timestamp()
-    result.FromDatetime(moment)
-    return result
-
-
-def open_request(api: Api, **fields: object) -> checkin_pb2.OpenSessionRequest:
-    values: dict[str, object] = {
-        "actor_assertion": api.assertion(),
-        "module_run_id": MODULE_RUN,
-        "room": "Main Building LT1",
-        "starts_at": stamp(datetime(2026, 10, 5, 9, 0, tzinfo=UTC)),
-        "duration_minutes": 50,
-    }
-    values.update(fields)
-    return checkin_pb2.OpenSessionRequest(**values)  # type: ignore[arg-type]
-
-
-def status_of(call: Callable[[], object]) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    code: grpc.StatusCode = raised.value.code()
-    return code
 
 
 def test_open_session_stores_the_session_and_its_audit_event(api: Api) -> None:

@@ -15,7 +15,7 @@ import redis
 
 from tend_checkin import codes, events
 from tend_checkin.checkin_marks import CheckinMarks, MarkState
-from tend_checkin.recording import CheckinRecorder, CheckinStatus
+from tend_checkin.recording import CheckinRecorder, CheckinStatus, CodePolicy
 from tend_checkin.sessions import TeachingSession, plan_session
 from tend_common.messaging.envelope import envelope
 from tend_common.messaging.publisher import InMemoryPublisher
@@ -24,6 +24,7 @@ from tend_testing.processes import free_port
 
 NOW = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 PSEUDONYM = "psn_recording_test"
+POLICY = CodePolicy(step_seconds=15, digits=6)
 
 
 class Monotonic:
@@ -52,7 +53,7 @@ def code(session: TeachingSession, at: datetime) -> str:
 def test_first_check_in_is_marked_confirmed_with_an_expiry(redis_client: redis.Redis, redis_prefix: str) -> None:
     marks = CheckinMarks(redis_client, redis_prefix)
     publisher = InMemoryPublisher()
-    recorder = CheckinRecorder(marks, publisher, 15, 6)
+    recorder = CheckinRecorder(marks, publisher, POLICY)
     session = make_session()
 
     result = recorder.record(session, PSEUDONYM, code(session, NOW), NOW)
@@ -65,7 +66,7 @@ def test_first_check_in_is_marked_confirmed_with_an_expiry(redis_client: redis.R
     assert redis_client.get(key) is not None
     # Kept until check-in closes (an hour away) plus ten minutes' slack, not for ever.
     assert 3600 < redis_client.ttl(key) <= 4200
-    assert marks.claim(session.id, PSEUDONYM, NOW, 60).state is MarkState.CONFIRMED
+    assert marks.claim(session.id, PSEUDONYM, NOW, 60, 5).state is MarkState.CONFIRMED
 
 
 def test_repeat_meeting_an_unconfirmed_mark_republishes_the_identical_event(
@@ -73,11 +74,11 @@ def test_repeat_meeting_an_unconfirmed_mark_republishes_the_identical_event(
 ) -> None:
     marks = CheckinMarks(redis_client, redis_prefix)
     publisher = InMemoryPublisher()
-    recorder = CheckinRecorder(marks, publisher, 15, 6)
+    recorder = CheckinRecorder(marks, publisher, POLICY)
     session = make_session()
     # A first request has set its mark and is still waiting for the broker's confirm.
     first_at = NOW - timedelta(seconds=3, microseconds=123_457)
-    assert marks.claim(session.id, PSEUDONYM, first_at, 600).state is MarkState.CLAIMED
+    assert marks.claim(session.id, PSEUDONYM, first_at, 600, 5).state is MarkState.CLAIMED
 
     result = recorder.record(session, PSEUDONYM, code(session, NOW), NOW)
 
@@ -87,14 +88,14 @@ def test_repeat_meeting_an_unconfirmed_mark_republishes_the_identical_event(
     [published] = publisher.events
     expected = envelope(events.attendance_recorded(session, PSEUDONYM, first_at), events.ATTENDANCE_RECORDED)
     assert published == expected
-    assert marks.claim(session.id, PSEUDONYM, NOW, 60).state is MarkState.CONFIRMED
+    assert marks.claim(session.id, PSEUDONYM, NOW, 60, 5).state is MarkState.CONFIRMED
 
 
 def test_failed_publish_removes_only_its_own_pending_mark(redis_client: redis.Redis, redis_prefix: str) -> None:
     marks = CheckinMarks(redis_client, redis_prefix)
     publisher = InMemoryPublisher()
     publisher.fail_with = ConnectionError("broker gone")
-    recorder = CheckinRecorder(marks, publisher, 15, 6)
+    recorder = CheckinRecorder(marks, publisher, POLICY)
     session = make_session()
 
     result = recorder.record(session, PSEUDONYM, code(session, NOW), NOW)
@@ -103,10 +104,10 @@ def test_failed_publish_removes_only_its_own_pending_mark(redis_client: redis.Re
     assert redis_client.get(marks.key(session.id, PSEUDONYM)) is None
 
     # A mark another request has since confirmed is left alone.
-    marks.claim(session.id, PSEUDONYM, NOW, 600)
+    marks.claim(session.id, PSEUDONYM, NOW, 600, 5)
     marks.confirm(session.id, PSEUDONYM, NOW)
     marks.release(session.id, PSEUDONYM, NOW)
-    assert marks.claim(session.id, PSEUDONYM, NOW, 60).state is MarkState.CONFIRMED
+    assert marks.claim(session.id, PSEUDONYM, NOW, 60, 5).state is MarkState.CONFIRMED
 
 
 def test_without_redis_check_ins_are_published_and_redis_is_skipped_for_a_while(
@@ -115,7 +116,7 @@ def test_without_redis_check_ins_are_published_and_redis_is_skipped_for_a_while(
     dead = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
     publisher = InMemoryPublisher()
     monotonic = Monotonic()
-    recorder = CheckinRecorder(CheckinMarks(dead, "x:"), publisher, 15, 6, monotonic=monotonic)
+    recorder = CheckinRecorder(CheckinMarks(dead, "x:"), publisher, POLICY, monotonic=monotonic)
     session = make_session()
     caplog.set_level(logging.WARNING, logger="tend_checkin.recording")
 
@@ -137,7 +138,7 @@ def test_without_redis_check_ins_are_published_and_redis_is_skipped_for_a_while(
 def test_window_and_code_are_checked_before_anything_is_marked(redis_client: redis.Redis, redis_prefix: str) -> None:
     marks = CheckinMarks(redis_client, redis_prefix)
     publisher = InMemoryPublisher()
-    recorder = CheckinRecorder(marks, publisher, 15, 6)
+    recorder = CheckinRecorder(marks, publisher, POLICY)
     session = make_session()
     too_early = session.checkin_opens_at - timedelta(seconds=1)
 
@@ -146,7 +147,12 @@ def test_window_and_code_are_checked_before_anything_is_marked(redis_client: red
     )
     closed = session.checkin_closes_at
     assert recorder.record(session, PSEUDONYM, code(session, closed), closed).status is CheckinStatus.CLOSED
+    assert publisher.events == []
+    assert list(redis_client.scan_iter(match=f"{redis_prefix}*")) == []
+    # A wrong code leaves only its count, never a check-in mark.
     wrong = f"{(int(code(session, NOW)) + 1) % 1_000_000:06d}"
     assert recorder.record(session, PSEUDONYM, wrong, NOW).status is CheckinStatus.WRONG_CODE
     assert publisher.events == []
-    assert list(redis_client.scan_iter(match=f"{redis_prefix}*")) == []
+    assert list(redis_client.scan_iter(match=f"{redis_prefix}*")) == [
+        marks.wrong_codes_key(session.id, PSEUDONYM).encode()
+    ]

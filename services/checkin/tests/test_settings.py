@@ -17,15 +17,18 @@ def test_defaults() -> None:
     assert settings.identity_target == "127.0.0.1:50051"
     assert settings.redis_prefix == "tend:checkin:"
     assert (settings.code_step_seconds, settings.code_digits, settings.checkin_opens_minutes_before) == (15, 6, 10)
-    assert (settings.web_workers, settings.web_threads) == (2, 8)
+    assert (settings.web_workers, settings.web_threads) == (2, 16)
+    assert (settings.code_previous_steps, settings.max_wrong_codes, settings.trusted_proxies) == (1, 5, ())
     assert not settings.uses_https
 
 
 def test_read_from_prefixed_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEND_CHECKIN_CODE_DIGITS", "8")
     monkeypatch.setenv("TEND_CHECKIN_PUBLIC_BASE_URL", "https://checkin.example.ac.uk")
+    monkeypatch.setenv("TEND_CHECKIN_TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::1")
     settings = from_environment()
     assert settings.code_digits == 8
+    assert settings.trusted_proxies == ("10.0.0.0/8", "2001:db8::1")
     assert settings.uses_https
 
 
@@ -37,6 +40,9 @@ def test_read_from_prefixed_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         ("PUBLIC_BASE_URL", "checkin.example.ac.uk"),
         ("PORTAL_BASE_URL", "https://tend.example.ac.uk/"),
         ("DISPLAY_TIMEZONE", "Mars/Olympus_Mons"),
+        ("CODE_PREVIOUS_STEPS", "9"),
+        ("MAX_WRONG_CODES", "0"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,the-load-balancer"),
     ],
 )
 def test_invalid_values_are_named(name: str, value: str) -> None:

@@ -98,6 +98,9 @@ class FakeIdentity(identity_pb2_grpc.IdentityServiceServicer):
         self.audiences_asked: list[list[str]] = []
         self.list_assertions: list[str] = []
         self.issued_tokens: list[str] = []
+        # Landing page preferences by person id, as identity keeps them (server-side).
+        self.landing_pages: dict[str, identity_pb2.LandingPage.ValueType] = {}
+        self.preferences_unavailable = False
         # Set to make every call fail with this status (details carry a canary), or answer only after a delay.
         self.fail_with: grpc.StatusCode | None = None
         self.delay_seconds = 0.0
@@ -174,6 +177,15 @@ class FakeIdentity(identity_pb2_grpc.IdentityServiceServicer):
     ) -> identity_pb2.CheckAccessResponse:
         abort(context, grpc.StatusCode.UNIMPLEMENTED, "not used by the portal")
 
+    def _not_used_by_the_portal(self, request: Any, context: grpc.ServicerContext) -> Any:
+        abort(context, grpc.StatusCode.UNIMPLEMENTED, "not used by the portal")
+
+    # Identity's other methods, which the portal does not call (yet); declared so the fake is a complete servicer.
+    ListVisibleStudents = ResolvePseudonyms = MapToPseudonyms = ListResponsibleStaff = _not_used_by_the_portal
+    GetContactDetails = SignOutEverywhere = StartOidcSignIn = FinishOidcSignIn = _not_used_by_the_portal
+    RequestBreakGlass = ListBreakGlassGrants = CreateModule = UpdateModule = _not_used_by_the_portal
+    DeleteModule = RestoreModule = _not_used_by_the_portal
+
     def ListTeachingModuleRuns(
         self, request: identity_pb2.ListTeachingModuleRunsRequest, context: grpc.ServicerContext
     ) -> identity_pb2.ListTeachingModuleRunsResponse:
@@ -182,6 +194,24 @@ class FakeIdentity(identity_pb2_grpc.IdentityServiceServicer):
         if request.actor_assertion != assertion_for(STAFF, "checkin"):
             return identity_pb2.ListTeachingModuleRunsResponse()
         return identity_pb2.ListTeachingModuleRunsResponse(module_runs=list(MODULE_RUNS))
+
+    def GetPreferences(
+        self, request: identity_pb2.GetPreferencesRequest, context: grpc.ServicerContext
+    ) -> identity_pb2.GetPreferencesResponse:
+        self._misbehave(context)
+        if self.preferences_unavailable:
+            abort(context, grpc.StatusCode.UNAVAILABLE, "preferences unavailable")
+        person = self._person(request.session_token, context)
+        landing = self.landing_pages.get(person.person_id, identity_pb2.LANDING_PAGE_ACTIONS)
+        return identity_pb2.GetPreferencesResponse(preferences=identity_pb2.Preferences(landing_page=landing))
+
+    def SetPreferences(
+        self, request: identity_pb2.SetPreferencesRequest, context: grpc.ServicerContext
+    ) -> identity_pb2.SetPreferencesResponse:
+        self._misbehave(context)
+        person = self._person(request.session_token, context)
+        self.landing_pages[person.person_id] = request.preferences.landing_page
+        return identity_pb2.SetPreferencesResponse(preferences=request.preferences)
 
 
 @dataclass
@@ -238,10 +268,26 @@ class FakeCheckin(checkin_pb2_grpc.CheckinServiceServicer):
             session=session,
         )
 
+    # Not used by the portal's own pages; test_web_corrections.py overrides the correction methods.
+    def ImportTimetable(
+        self, request: checkin_pb2.ImportTimetableRequest, context: grpc.ServicerContext
+    ) -> checkin_pb2.ImportTimetableResponse:
+        abort(context, grpc.StatusCode.UNIMPLEMENTED, "not used by the portal")
+
+    def ListSessions(
+        self, request: checkin_pb2.ListSessionsRequest, context: grpc.ServicerContext
+    ) -> checkin_pb2.ListSessionsResponse:
+        abort(context, grpc.StatusCode.UNIMPLEMENTED, "not used by these tests")
+
+    def RecordAttendanceCorrections(
+        self, request: checkin_pb2.RecordAttendanceCorrectionsRequest, context: grpc.ServicerContext
+    ) -> checkin_pb2.RecordAttendanceCorrectionsResponse:
+        abort(context, grpc.StatusCode.UNIMPLEMENTED, "not used by these tests")
+
 
 @pytest.fixture
 def fake_identity() -> Iterator[tuple[FakeIdentity, GrpcServer]]:
-    servicer = FakeIdentity()  # type: ignore[abstract]  # answers only what the portal calls; lands with the portal update
+    servicer = FakeIdentity()
     server = start_grpc_server(
         lambda s: identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, s),
         [identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name],

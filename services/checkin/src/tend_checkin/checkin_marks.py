@@ -4,8 +4,9 @@ publishing again.
 A mark is a speed-up, never the record: the record is the confirmed event, and downstream de-duplicates by event
 id. A mark is first "pending" (set with SET NX before publishing) and becomes "confirmed" once the broker confirmed
 the event. A repeat that finds a pending mark publishes the very same event again rather than claiming success
-for a publish that may still fail. Every Redis failure surfaces as MarksUnavailable so the caller can carry on
-without marks.
+for a publish that may still fail. Claiming also checks the student's wrong-code count for the session in the same
+round trip, so a locked-out student cannot claim. Every Redis failure surfaces as MarksUnavailable so the caller can
+carry on without marks.
 """
 
 from __future__ import annotations
@@ -21,6 +22,21 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _PENDING = "p"
 _CONFIRMED = "c"
+
+# An existing mark wins (a repeat returns the first result); otherwise a student with too many wrong codes is locked
+# out; otherwise the pending mark is set. Returns {outcome, existing value}: 0 claimed, 1 existing, 2 locked out.
+_CLAIM_SCRIPT = """
+local existing = redis.call('GET', KEYS[1])
+if existing then
+    return {1, existing}
+end
+local wrong = tonumber(redis.call('GET', KEYS[2]) or '0')
+if wrong >= tonumber(ARGV[3]) then
+    return {2, ''}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return {0, ''}
+"""
 
 # Deletes the mark only if it still holds the pending value this request wrote, so a failed publish never removes
 # a mark that a concurrent repeat has since confirmed.
@@ -43,6 +59,8 @@ class MarkState(enum.Enum):
     PENDING = "pending"
     # An earlier request's event was confirmed by the broker.
     CONFIRMED = "confirmed"
+    # No mark, and the student entered too many wrong codes for this session: nothing was set.
+    LOCKED_OUT = "locked_out"
 
 
 @dataclass(frozen=True)
@@ -64,30 +82,56 @@ def _decode(value: str) -> tuple[str, datetime] | None:
     return state, _EPOCH + int(micros) * _MICROSECOND
 
 
+def student_tag(session_id: uuid.UUID, pseudonym: str) -> str:
+    """The part of every key about one student and session, as a Redis Cluster hash tag so a script may touch all
+    of that student's keys for the session."""
+    return f"{{{session_id}:{pseudonym}}}"
+
+
 class CheckinMarks:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._client = client
         self._prefix = prefix
+        self._claim = client.register_script(_CLAIM_SCRIPT)
         self._release = client.register_script(_RELEASE_SCRIPT)
 
     def key(self, session_id: uuid.UUID, pseudonym: str) -> str:
-        return f"{self._prefix}checked:{session_id}:{pseudonym}"
+        return f"{self._prefix}checked:{student_tag(session_id, pseudonym)}"
 
-    def claim(self, session_id: uuid.UUID, pseudonym: str, recorded_at: datetime, ttl_seconds: int) -> Mark:
-        """Sets a pending mark unless one exists; returns what is there now."""
-        key = self.key(session_id, pseudonym)
+    def wrong_codes_key(self, session_id: uuid.UUID, pseudonym: str) -> str:
+        return f"{self._prefix}wrong:{student_tag(session_id, pseudonym)}"
+
+    def claim(
+        self, session_id: uuid.UUID, pseudonym: str, recorded_at: datetime, ttl_seconds: int, max_wrong_codes: int
+    ) -> Mark:
+        """Sets a pending mark unless one exists or the student is locked out; returns what is there now."""
+        keys = [self.key(session_id, pseudonym), self.wrong_codes_key(session_id, pseudonym)]
         try:
-            if self._client.set(key, _encode(_PENDING, recorded_at), nx=True, ex=ttl_seconds):
-                return Mark(MarkState.CLAIMED, recorded_at)
-            raw = self._client.get(key)
+            outcome, raw = self._claim(keys=keys, args=[_encode(_PENDING, recorded_at), ttl_seconds, max_wrong_codes])
         except redis.RedisError as exc:
             raise MarksUnavailable(type(exc).__name__) from exc
+        if int(outcome) == 0:
+            return Mark(MarkState.CLAIMED, recorded_at)
+        if int(outcome) == 2:
+            return Mark(MarkState.LOCKED_OUT, recorded_at)
         decoded = _decode(raw.decode() if isinstance(raw, bytes) else str(raw or ""))
         if decoded is None:
-            # Expired between SET and GET, or unreadable: treat as ours to (re)publish, which is always safe.
+            # Unreadable: treat as ours to (re)publish, which is always safe.
             return Mark(MarkState.PENDING, recorded_at)
         state, first_recorded_at = decoded
         return Mark(MarkState.CONFIRMED if state == _CONFIRMED else MarkState.PENDING, first_recorded_at)
+
+    def count_wrong_code(self, session_id: uuid.UUID, pseudonym: str, ttl_seconds: int) -> int:
+        """Counts one wrong code; returns the student's wrong codes for the session so far, this one included."""
+        key = self.wrong_codes_key(session_id, pseudonym)
+        try:
+            pipeline = self._client.pipeline(transaction=True)
+            pipeline.incr(key)
+            pipeline.expire(key, ttl_seconds)
+            count, _ = pipeline.execute()
+        except redis.RedisError as exc:
+            raise MarksUnavailable(type(exc).__name__) from exc
+        return int(count)
 
     def confirm(self, session_id: uuid.UUID, pseudonym: str, recorded_at: datetime) -> None:
         """Marks the check-in as confirmed, keeping the mark's expiry; does nothing if the mark has gone."""

@@ -1,8 +1,8 @@
 """Rotating check-in codes, in the manner of RFC 6238 (TOTP) with HMAC-SHA256.
 
-A session's code changes every `step_seconds`. Verification accepts the current step and the one before it, so a
-student who reads the code just before it rotates still gets in, while a code passed on to someone outside the room
-stops working within two steps. Pure functions: the caller passes the time.
+A session's code changes every `step_seconds`. Verification accepts the current step and `previous_steps` before it
+(one by default), so a student who reads the code just before it rotates still gets in, while a code passed on to
+someone outside the room stops working within `previous_steps + 1` steps. Pure functions: the caller passes the time.
 """
 
 from __future__ import annotations
@@ -41,16 +41,19 @@ def is_well_formed(candidate: str, digits: int) -> bool:
     return len(candidate) == digits and set(candidate) <= _ASCII_DIGITS
 
 
-def verify_code(secret: bytes, candidate: str, now: datetime, step_seconds: int, digits: int) -> bool:
-    """True if `candidate` is the code of the current or the previous step.
+def verify_code(
+    secret: bytes, candidate: str, now: datetime, step_seconds: int, digits: int, previous_steps: int = 1
+) -> bool:
+    """True if `candidate` is the code of the current step or one of the `previous_steps` before it.
 
-    Both comparisons always run, in constant time, so the timing does not tell which step matched or how much of the
-    code was right.
+    Every comparison always runs, in constant time, so the timing does not tell which step matched or how much of
+    the code was right.
     """
     if not is_well_formed(candidate, digits):
         return False
     step = time_step(now, step_seconds)
     given = candidate.encode()
-    current = hmac.compare_digest(code_for_step(secret, step, digits).encode(), given)
-    previous = hmac.compare_digest(code_for_step(secret, step - 1, digits).encode(), given)
-    return current | previous
+    matched = False
+    for back in range(previous_steps + 1):
+        matched |= hmac.compare_digest(code_for_step(secret, step - back, digits).encode(), given)
+    return matched

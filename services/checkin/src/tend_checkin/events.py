@@ -13,6 +13,7 @@ from tend_common.messaging.envelope import new_meta, timestamp
 
 PRODUCER = "checkin"
 ATTENDANCE_RECORDED = "checkin.attendance_recorded.v1"
+ATTENDANCE_WITHDRAWN = "checkin.attendance_withdrawn.v1"
 AUDIT_RECORDED = "audit.recorded.v1"
 
 # Fixed for ever: attendance event ids are derived from it, so changing it would make a repeated check-in look new.
@@ -40,15 +41,50 @@ def attendance_recorded(
     )
 
 
+def attendance_corrected(
+    session: TeachingSession, pseudonym: str, present: bool, correction_id: uuid.UUID, corrected_at: datetime
+) -> checkin_events_pb2.AttendanceRecorded | checkin_events_pb2.AttendanceWithdrawn:
+    """A staff correction: present is an AttendanceRecorded from staff, absent an AttendanceWithdrawn. Each
+    correction is its own fact, so its event id is the correction's id."""
+    meta = new_meta(PRODUCER, event_id=str(correction_id), occurred_at=corrected_at)
+    if present:
+        return checkin_events_pb2.AttendanceRecorded(
+            meta=meta,
+            session_id=str(session.id),
+            module_run_id=session.module_run_id,
+            student_pseudonym=pseudonym,
+            recorded_at=timestamp(corrected_at),
+            source=checkin_events_pb2.ATTENDANCE_SOURCE_STAFF_CORRECTION,
+            session_starts_at=timestamp(session.starts_at),
+        )
+    return checkin_events_pb2.AttendanceWithdrawn(
+        meta=meta,
+        session_id=str(session.id),
+        module_run_id=session.module_run_id,
+        student_pseudonym=pseudonym,
+        withdrawn_at=timestamp(corrected_at),
+        session_starts_at=timestamp(session.starts_at),
+    )
+
+
 def session_opened_audit(
     session: TeachingSession, actor_person_id: str, occurred_at: datetime, purpose: str
 ) -> audit_events_pb2.AuditEvent:
     """The audit record of a member of staff opening a session (a privileged change)."""
+    return staff_action_audit(
+        actor_person_id, "teaching_session.open", "teaching_session", str(session.id), occurred_at, purpose
+    )
+
+
+def staff_action_audit(
+    actor_person_id: str, action: str, subject_kind: str, subject_id: str, occurred_at: datetime, purpose: str
+) -> audit_events_pb2.AuditEvent:
+    """The audit record of a privileged change a member of staff made (allowed by identity before it was made)."""
     return audit_events_pb2.AuditEvent(
         meta=new_meta(PRODUCER, occurred_at=occurred_at),
         actor=audit_events_pb2.Actor(kind=audit_events_pb2.ACTOR_KIND_PERSON, id=actor_person_id),
-        action="teaching_session.open",
-        subject=audit_events_pb2.Subject(kind="teaching_session", id=str(session.id)),
+        action=action,
+        subject=audit_events_pb2.Subject(kind=subject_kind, id=subject_id),
         purpose=purpose,
         outcome=audit_events_pb2.OUTCOME_ALLOWED,
         origin_service=PRODUCER,

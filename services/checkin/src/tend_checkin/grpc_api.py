@@ -18,9 +18,14 @@ from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 
 from tend_checkin import codes, session_store
 from tend_checkin.access import AccessChecker, is_person_assertion
+from tend_checkin.corrections import CORRECT_ACTION, BatchKeyReused, CorrectionBatch, record_corrections
+from tend_checkin.grpc_requests import import_options, parse_timetable, validate_corrections
+from tend_checkin.networks import normalise_networks
 from tend_checkin.opening import OPEN_PURPOSE, SessionRequest, open_session
 from tend_checkin.sessions import TeachingSession
 from tend_checkin.settings import Settings
+from tend_checkin.timetable import TimetableRejected
+from tend_checkin.timetable_import import IMPORT_PURPOSE, import_timetable
 from tend_common.messaging.envelope import timestamp
 from tend_common.tokens import InvalidToken, TokenVerifier
 
@@ -31,6 +36,10 @@ SERVICE_NAME = checkin_pb2.DESCRIPTOR.services_by_name["CheckinService"].full_na
 OPEN_ACTION = "teaching_session.open"
 PRESENT_ACTION = "teaching_session.present"
 PRESENT_PURPOSE = "show the check-in code of a teaching session"
+# Identity grants "teaching_session.create" to staff who teach or lead a module run.
+CREATE_ACTION = "teaching_session.create"
+CORRECT_PURPOSE = "correct attendance for a teaching session"
+LIST_PURPOSE = "choose a teaching session to correct attendance for"
 MODULE_RUN = "module_run"
 
 MAX_ROOM_LENGTH = 100
@@ -61,6 +70,8 @@ def session_message(session: TeachingSession) -> checkin_pb2.TeachingSession:
         ends_at=timestamp(session.ends_at),
         checkin_opens_at=timestamp(session.checkin_opens_at),
         checkin_closes_at=timestamp(session.checkin_closes_at),
+        allowed_networks=list(session.allowed_networks),
+        timetable_uid=session.timetable_uid or "",
     )
 
 
@@ -85,8 +96,16 @@ def validate_open_request(request: checkin_pb2.OpenSessionRequest, now: datetime
         return "starts_at is not a valid time"
     if abs(starts_at - now) > MAX_START_DISTANCE:
         return "starts_at must be within a year of now"
+    try:
+        networks = normalise_networks(request.allowed_networks)
+    except ValueError as exc:
+        return f"allowed_networks: {exc}"
     return SessionRequest(
-        module_run_id=module_run_id, room=room, starts_at=starts_at, duration=timedelta(minutes=minutes)
+        module_run_id=module_run_id,
+        room=room,
+        starts_at=starts_at,
+        duration=timedelta(minutes=minutes),
+        allowed_networks=networks,
     )
 
 
@@ -142,6 +161,76 @@ class CheckinServicer(checkin_pb2_grpc.CheckinServiceServicer):
             step_seconds=step_seconds,
             session=session_message(session),
         )
+
+    def ImportTimetable(
+        self, request: checkin_pb2.ImportTimetableRequest, context: grpc.ServicerContext
+    ) -> checkin_pb2.ImportTimetableResponse:
+        actor = self._authenticate(request.actor_assertion, context)
+        now = self._clock()
+        options = import_options(request, self._settings.display_timezone)
+        if isinstance(options, str):
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, options)
+        try:
+            parsed = parse_timetable(request, options, now)
+        except TimetableRejected as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"the timetable was not imported: {exc}")
+        if isinstance(parsed, str):
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, parsed)
+        for module_run_id in dict.fromkeys(entry.module_run_id for entry in parsed.entries):
+            self._authorise(request.actor_assertion, CREATE_ACTION, module_run_id, IMPORT_PURPOSE, context)
+        opens_before = timedelta(minutes=self._settings.checkin_opens_minutes_before)
+        try:
+            result = import_timetable(self._pool, parsed, actor, opens_before, now)
+        except TimetableRejected as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"the timetable was not imported: {exc}")
+        log.info(
+            "timetable imported",
+            extra={"fields": {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}},
+        )
+        return checkin_pb2.ImportTimetableResponse(
+            created=result.created,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            skipped=result.skipped,
+            sessions=[session_message(session) for session in result.sessions],
+        )
+
+    def ListSessions(
+        self, request: checkin_pb2.ListSessionsRequest, context: grpc.ServicerContext
+    ) -> checkin_pb2.ListSessionsResponse:
+        self._authenticate(request.actor_assertion, context)
+        module_run_id = request.module_run_id.strip()
+        if not module_run_id or len(module_run_id) > MAX_MODULE_RUN_ID_LENGTH:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "module_run_id is required")
+        self._authorise(request.actor_assertion, CORRECT_ACTION, module_run_id, LIST_PURPOSE, context)
+        with self._pool.connection() as conn:
+            sessions = session_store.list_sessions(conn, module_run_id)
+        return checkin_pb2.ListSessionsResponse(sessions=[session_message(session) for session in sessions])
+
+    def RecordAttendanceCorrections(
+        self, request: checkin_pb2.RecordAttendanceCorrectionsRequest, context: grpc.ServicerContext
+    ) -> checkin_pb2.RecordAttendanceCorrectionsResponse:
+        actor = self._authenticate(request.actor_assertion, context)
+        valid = validate_corrections(request)
+        if isinstance(valid, str):
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, valid)
+        with self._pool.connection() as conn:
+            session = session_store.find_session(conn, valid.session_id)
+        if session is None:
+            _abort(context, grpc.StatusCode.NOT_FOUND, "no such teaching session")
+        self._authorise(request.actor_assertion, CORRECT_ACTION, session.module_run_id, CORRECT_PURPOSE, context)
+        batch = CorrectionBatch(valid.batch_id, session, valid.corrections, valid.reason)
+        try:
+            outcome = record_corrections(self._pool, batch, actor, self._clock())
+        except BatchKeyReused:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key was used for another request")
+        log.info(
+            "attendance corrected",
+            extra={
+                "fields": {"session_id": str(session.id), "entries": outcome.recorded, "replayed": outcome.replayed}
+            },
+        )
+        return checkin_pb2.RecordAttendanceCorrectionsResponse(recorded=outcome.recorded, replayed=outcome.replayed)
 
     def _authenticate(self, assertion: str, context: grpc.ServicerContext) -> str:
         """The acting person's id from a valid assertion; UNAUTHENTICATED otherwise."""

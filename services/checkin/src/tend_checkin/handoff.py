@@ -17,7 +17,8 @@ from flask import request, session
 from werkzeug.wrappers import Response
 
 from tend_checkin.access import is_checkin_token
-from tend_common.tokens import InvalidToken, TokenVerifier
+from tend_checkin.token_cache import Verifier
+from tend_common.tokens import InvalidToken
 
 # Holds the check-in token identity signed: HttpOnly, so page scripts (there are none) could never read it.
 COOKIE_NAME = "tend_checkin_token"
@@ -61,7 +62,7 @@ def portal_handoff_url(portal_base_url: str, public_url: str, state: str) -> str
     return f"{portal_base_url}/checkin-token?{urlencode({'next': public_url, 'state': state})}"
 
 
-def checkin_token_claims(verifier: TokenVerifier, token: str | None) -> dict[str, Any] | None:
+def checkin_token_claims(verifier: Verifier, token: str | None) -> dict[str, Any] | None:
     """The claims of `token` if it is a valid check-in token, else None.
 
     Raises grpc.RpcError if identity's keys are needed and cannot be fetched.
@@ -75,7 +76,7 @@ def checkin_token_claims(verifier: TokenVerifier, token: str | None) -> dict[str
     return claims if is_checkin_token(claims) else None
 
 
-def cookie_token_claims(verifier: TokenVerifier) -> dict[str, Any] | None:
+def cookie_token_claims(verifier: Verifier) -> dict[str, Any] | None:
     """The claims of the browser's check-in token cookie, or None if it has none or it is not valid."""
     return checkin_token_claims(verifier, request.cookies.get(COOKIE_NAME))
 

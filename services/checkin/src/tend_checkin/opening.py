@@ -23,6 +23,7 @@ class SessionRequest:
     room: str
     starts_at: datetime
     duration: timedelta
+    allowed_networks: tuple[str, ...] = ()
 
 
 def open_session(
@@ -31,7 +32,13 @@ def open_session(
     """Creates the session and, in the same transaction, puts its audit event in the outbox: either both are
     stored or neither is, so no session exists without its audit record."""
     session = plan_session(
-        request.module_run_id, request.room, request.starts_at, request.duration, opens_before, actor_person_id
+        request.module_run_id,
+        request.room,
+        request.starts_at,
+        request.duration,
+        opens_before,
+        actor_person_id,
+        allowed_networks=request.allowed_networks,
     )
     audit = events.session_opened_audit(session, actor_person_id, now, OPEN_PURPOSE)
     with pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:

@@ -1,4 +1,4 @@
-"""Recording a student's check-in: window, code, then a confirmed AttendanceRecorded event.
+"""Recording a student's check-in: window, network, code and guess limit, then a confirmed AttendanceRecorded event.
 
 A check-in counts only once the broker has confirmed its event. Redis marks make a repeat cheap but are never
 needed for correctness: without Redis every check-in is still published, with an event id derived from (session,
@@ -19,6 +19,8 @@ from prometheus_client import Counter
 
 from tend_checkin import codes, events
 from tend_checkin.checkin_marks import CheckinMarks, Mark, MarkState, MarksUnavailable
+from tend_checkin.fallback_counts import FallbackWrongCodes
+from tend_checkin.networks import IPAddress, allowed_from
 from tend_checkin.sessions import TeachingSession, WindowState, window_state
 from tend_common.messaging.envelope import envelope
 from tend_common.messaging.publisher import EventPublisher, PublishError
@@ -41,6 +43,12 @@ class CheckinStatus(enum.Enum):
     NOT_YET_OPEN = "not_yet_open"
     CLOSED = "closed"
     WRONG_CODE = "wrong_code"
+    # Too many wrong codes for this session: refused whatever the code.
+    LOCKED_OUT = "locked_out"
+    # The code of the class before this one in the same room (a back-to-back mix-up).
+    PREVIOUS_CLASS_CODE = "previous_class_code"
+    # The session accepts check-ins from campus networks only, and this one came from elsewhere.
+    OFF_NETWORK = "off_network"
     # The broker did not confirm the event: nothing was recorded and the student should try again.
     NOT_RECORDED = "not_recorded"
 
@@ -50,6 +58,26 @@ class CheckinResult:
     status: CheckinStatus
     # When the (first) check-in was recorded, for RECORDED and ALREADY_RECORDED.
     recorded_at: datetime | None = None
+    # Wrong codes the student may still enter, for WRONG_CODE.
+    attempts_left: int | None = None
+
+
+@dataclass(frozen=True)
+class CodePolicy:
+    """How codes are checked, per institution (settings)."""
+
+    step_seconds: int
+    digits: int
+    previous_steps: int = 1
+    max_wrong_codes: int = 5
+
+
+# The class held in the same room just before a session, if any (cached by the caller).
+PreviousClassFinder = Callable[[TeachingSession], TeachingSession | None]
+
+
+def _no_previous_class(_session: TeachingSession) -> TeachingSession | None:
+    return None
 
 
 class CheckinRecorder:
@@ -57,32 +85,46 @@ class CheckinRecorder:
         self,
         marks: CheckinMarks,
         publisher: EventPublisher,
-        step_seconds: int,
-        digits: int,
+        policy: CodePolicy,
+        previous_class: PreviousClassFinder = _no_previous_class,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._marks = marks
         self._publisher = publisher
-        self._step_seconds = step_seconds
-        self._digits = digits
+        self._policy = policy
+        self._previous_class = previous_class
         self._monotonic = monotonic
+        self._fallback = FallbackWrongCodes(monotonic=monotonic)
         self._marks_paused_until = float("-inf")
 
-    def record(self, session: TeachingSession, pseudonym: str, code: str, now: datetime) -> CheckinResult:
-        result = self._record(session, pseudonym, code, now)
+    def record(
+        self,
+        session: TeachingSession,
+        pseudonym: str,
+        code: str,
+        now: datetime,
+        client_address: IPAddress | None = None,
+    ) -> CheckinResult:
+        result = self._record(session, pseudonym, code, now, client_address)
         CHECKINS.labels(result.status.value).inc()
         return result
 
-    def _record(self, session: TeachingSession, pseudonym: str, code: str, now: datetime) -> CheckinResult:
+    def _record(
+        self, session: TeachingSession, pseudonym: str, code: str, now: datetime, client_address: IPAddress | None
+    ) -> CheckinResult:
         state = window_state(session, now)
         if state is WindowState.NOT_YET_OPEN:
             return CheckinResult(CheckinStatus.NOT_YET_OPEN)
         if state is WindowState.CLOSED:
             return CheckinResult(CheckinStatus.CLOSED)
-        if not codes.verify_code(session.code_secret, code, now, self._step_seconds, self._digits):
-            return CheckinResult(CheckinStatus.WRONG_CODE)
+        if not allowed_from(client_address, session.networks):
+            return CheckinResult(CheckinStatus.OFF_NETWORK)
+        if not self._code_matches(session, code, now):
+            return self._wrong_code(session, pseudonym, code, now)
 
         mark = self._claim(session, pseudonym, now)
+        if mark.state is MarkState.LOCKED_OUT:
+            return CheckinResult(CheckinStatus.LOCKED_OUT)
         if mark.state is MarkState.CONFIRMED:
             return CheckinResult(CheckinStatus.ALREADY_RECORDED, mark.recorded_at)
         try:
@@ -99,21 +141,52 @@ class CheckinRecorder:
         status = CheckinStatus.RECORDED if mark.state is MarkState.CLAIMED else CheckinStatus.ALREADY_RECORDED
         return CheckinResult(status, mark.recorded_at)
 
+    def _code_matches(self, session: TeachingSession, code: str, now: datetime) -> bool:
+        policy = self._policy
+        return codes.verify_code(
+            session.code_secret, code, now, policy.step_seconds, policy.digits, policy.previous_steps
+        )
+
+    def _wrong_code(self, session: TeachingSession, pseudonym: str, code: str, now: datetime) -> CheckinResult:
+        # The right code of the class before in this room is no guess at this session's code: name the mix-up,
+        # and do not count it against the student.
+        previous = self._previous_class(session)
+        if previous is not None and self._code_matches(previous, code, now):
+            return CheckinResult(CheckinStatus.PREVIOUS_CLASS_CODE)
+        wrong = self._count_wrong_code(session, pseudonym, now)
+        limit = self._policy.max_wrong_codes
+        if wrong > limit:
+            return CheckinResult(CheckinStatus.LOCKED_OUT)
+        return CheckinResult(CheckinStatus.WRONG_CODE, attempts_left=limit - wrong)
+
+    def _ttl_seconds(self, session: TeachingSession, now: datetime) -> int:
+        return max(_MIN_MARK_SECONDS, math.ceil((session.checkin_closes_at + _MARK_SLACK - now).total_seconds()))
+
+    def _count_wrong_code(self, session: TeachingSession, pseudonym: str, now: datetime) -> int:
+        ttl = self._ttl_seconds(session, now)
+        if not self._marks_paused():
+            try:
+                return self._marks.count_wrong_code(session.id, pseudonym, ttl)
+            except MarksUnavailable as exc:
+                self._pause_marks(session, exc)
+        return self._fallback.add(session.id, pseudonym, ttl)
+
     def _publish(self, session: TeachingSession, pseudonym: str, recorded_at: datetime) -> None:
         event = events.attendance_recorded(session, pseudonym, recorded_at)
         self._publisher.publish(envelope(event, events.ATTENDANCE_RECORDED))
 
     def _claim(self, session: TeachingSession, pseudonym: str, now: datetime) -> Mark:
+        if not self._marks_paused():
+            try:
+                return self._marks.claim(
+                    session.id, pseudonym, now, self._ttl_seconds(session, now), self._policy.max_wrong_codes
+                )
+            except MarksUnavailable as exc:
+                self._pause_marks(session, exc)
         # Without a mark, publish as a first check-in; if it is a repeat, its event id makes it one downstream.
-        unmarked = Mark(MarkState.CLAIMED, now)
-        if self._marks_paused():
-            return unmarked
-        ttl = max(_MIN_MARK_SECONDS, math.ceil((session.checkin_closes_at + _MARK_SLACK - now).total_seconds()))
-        try:
-            return self._marks.claim(session.id, pseudonym, now, ttl)
-        except MarksUnavailable as exc:
-            self._pause_marks(session, exc)
-            return unmarked
+        if self._fallback.count(session.id, pseudonym) >= self._policy.max_wrong_codes:
+            return Mark(MarkState.LOCKED_OUT, now)
+        return Mark(MarkState.CLAIMED, now)
 
     def _confirm(self, session: TeachingSession, pseudonym: str, recorded_at: datetime) -> None:
         if self._marks_paused():

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
+import pika
 from psycopg_pool import ConnectionPool
 from tend.checkin.v1 import checkin_pb2_grpc
 
+from tend_checkin import events
 from tend_checkin.access import IdentityAccessChecker, checkin_token_verifier
 from tend_checkin.grpc_api import SERVICE_NAME, CheckinServicer
 from tend_checkin.settings import Settings
+from tend_common.messaging.topology import Topology, declare_consumer_queue
 from tend_common.runtime import ServiceRuntime
 
 SERVICE = "checkin"
@@ -26,9 +29,23 @@ def registration(
     return lambda server: checkin_pb2_grpc.add_CheckinServiceServicer_to_server(servicer, server)
 
 
+def declare_withdrawal_queue(settings: Settings) -> None:
+    """Declares the durable queue indicators will consume AttendanceWithdrawn from, under the name and arguments
+    indicators' consumer declares it with, so withdrawals are kept for it (and the outbox, which publishes with the
+    mandatory flag, is never stuck on them) until indicators consumes them. Declaring is idempotent."""
+    topology = Topology(settings.amqp_namespace)
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        queue = topology.queue("indicators", "attendance_withdrawn")
+        declare_consumer_queue(connection.channel(), topology, queue, [events.ATTENDANCE_WITHDRAWN])
+    finally:
+        connection.close()
+
+
 def serve(settings: Settings) -> None:
     """Runs until SIGTERM or SIGINT; then stops taking calls, lets those in flight finish, and stops the relay."""
     runtime = ServiceRuntime(SERVICE, settings)
+    declare_withdrawal_queue(settings)
     pool = runtime.open_pool()
     runtime.start_outbox_relay(pool)
     identity_channel = grpc.insecure_channel(settings.identity_target)

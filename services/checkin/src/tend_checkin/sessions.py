@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import enum
+import functools
 import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from tend_checkin.networks import IPNetwork, parse_networks
 
 SECRET_BYTES = 32
 
@@ -25,6 +28,15 @@ class TeachingSession:
     # Never shown or logged: anyone holding it can compute every code of the session.
     code_secret: bytes = field(repr=False)
     opened_by: str
+    # Campus network ranges (CIDR) check-ins must come from; empty: any network.
+    allowed_networks: tuple[str, ...] = ()
+    # The UID of the timetable event it was imported from; None when opened by hand.
+    timetable_uid: str | None = None
+
+    @functools.cached_property
+    def networks(self) -> tuple[IPNetwork, ...]:
+        """`allowed_networks` parsed once per cached session, off the hot path's repeat cost."""
+        return parse_networks(self.allowed_networks)
 
 
 class WindowState(enum.Enum):
@@ -49,6 +61,8 @@ def plan_session(
     duration: timedelta,
     opens_before: timedelta,
     opened_by: str,
+    allowed_networks: tuple[str, ...] = (),
+    timetable_uid: str | None = None,
 ) -> TeachingSession:
     """A new session with a fresh random code secret; check-in opens `opens_before` the start and closes at the end."""
     ends_at = starts_at + duration
@@ -62,4 +76,6 @@ def plan_session(
         checkin_closes_at=ends_at,
         code_secret=secrets.token_bytes(SECRET_BYTES),
         opened_by=opened_by,
+        allowed_networks=allowed_networks,
+        timetable_uid=timetable_uid,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import zoneinfo
 from dataclasses import dataclass
 
@@ -31,10 +32,20 @@ class Settings(ServiceSettings):
     # Signs the browser session (CSRF token, hand-off nonce). Required by the web process only.
     secret_key: str = ""
     code_step_seconds: int = 15
+    # How many steps before the current one a code is still accepted: 1 lets a student who read the code just
+    # before it rotated still get in; more tolerates slower typing at the cost of a longer-lived screenshot.
+    code_previous_steps: int = 1
     code_digits: int = 6
+    # Wrong codes a student may enter for one session; the next attempt is refused even with the right code.
+    max_wrong_codes: int = 5
+    # Proxies (CIDR ranges) whose X-Forwarded-For header is believed when finding a student's network address for
+    # a session restricted to campus networks. Empty: the address of the connection itself is used.
+    trusted_proxies: tuple[str, ...] = ()
     checkin_opens_minutes_before: int = 10
     web_workers: int = 2
-    web_threads: int = 8
+    # Threads per worker: each waits on its own broker confirm while the others work, so a worker keeps many
+    # check-ins in flight; one worker per core keeps the GIL from being the limit.
+    web_threads: int = 16
     # Times on the student pages are shown in this zone; everything stored or sent is UTC.
     display_timezone: str = "Europe/London"
 
@@ -45,6 +56,15 @@ class Settings(ServiceSettings):
         # Dynamic truncation yields 31 bits, so more than 9 digits would not be uniformly distributed.
         if not 4 <= self.code_digits <= 9:
             problems.append(f"{PREFIX}CODE_DIGITS: must be between 4 and 9")
+        if not 0 <= self.code_previous_steps <= 4:
+            problems.append(f"{PREFIX}CODE_PREVIOUS_STEPS: must be between 0 and 4")
+        if not 1 <= self.max_wrong_codes <= 20:
+            problems.append(f"{PREFIX}MAX_WRONG_CODES: must be between 1 and 20")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                problems.append(f"{PREFIX}TRUSTED_PROXIES: {proxy!r} is not an address or CIDR range")
         if not 0 <= self.checkin_opens_minutes_before <= 120:
             problems.append(f"{PREFIX}CHECKIN_OPENS_MINUTES_BEFORE: must be between 0 and 120")
         if self.web_workers < 1 or self.web_threads < 1:

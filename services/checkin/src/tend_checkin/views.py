@@ -28,6 +28,7 @@ from tend_checkin.handoff import (
     portal_handoff_url,
     set_token_cookie,
 )
+from tend_checkin.networks import client_address
 from tend_checkin.recording import CheckinResult, CheckinStatus
 from tend_checkin.sessions import TeachingSession
 from tend_checkin.web_context import WebContext, web_context
@@ -79,7 +80,8 @@ def check_in(session_id: str) -> ResponseReturnValue:
     if not codes.is_well_formed(code, digits):
         return _form(context, session, error=f"Enter the {digits}-digit code shown on the screen.", status=400)
 
-    result = context.recorder.record(session, str(claims["sub"]), code, context.clock())
+    address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), context.trusted_proxies)
+    result = context.recorder.record(session, str(claims["sub"]), code, context.clock(), address)
     return _result_page(context, session, code, result)
 
 
@@ -150,11 +152,35 @@ def _result_page(
             status=403,
         )
     if status is CheckinStatus.WRONG_CODE:
+        left = result.attempts_left or 0
+        tries = "This was your last try." if left == 0 else f"You can try {left} more time{'s' if left > 1 else ''}."
         return _form(
             context,
             session,
-            error="That code is not right or has expired. Enter the code now shown on the screen.",
+            error=f"That code is not right or has expired. Enter the code now shown on the screen. {tries}",
             status=400,
+        )
+    if status is CheckinStatus.LOCKED_OUT:
+        return _message(
+            "Too many wrong codes",
+            "You have entered too many wrong codes for this session, so you cannot check in to it any more. If you"
+            " are in the room, ask the member of staff to mark your attendance.",
+            status=403,
+        )
+    if status is CheckinStatus.PREVIOUS_CLASS_CODE:
+        return _form(
+            context,
+            session,
+            error="That code is for the previous class in this room. Wait for the code of your class to appear on"
+            " the screen, or ask the member of staff to show it, then enter that code.",
+            status=400,
+        )
+    if status is CheckinStatus.OFF_NETWORK:
+        return _message(
+            "Connect to the campus network",
+            "Check-in for this session works only from the university's network. Connect your phone to the campus"
+            " Wi-Fi (for example eduroam), then scan the code again.",
+            status=403,
         )
     return _form(context, session, code=code, error="We could not record your check-in, please try again.", status=503)
 

@@ -18,18 +18,22 @@ from flask import Flask, request
 from tend_checkin import events, session_store, views
 from tend_checkin.access import checkin_token_verifier
 from tend_checkin.checkin_marks import CheckinMarks
-from tend_checkin.recording import CheckinRecorder
+from tend_checkin.networks import parse_networks
+from tend_checkin.recording import CheckinRecorder, CodePolicy
 from tend_checkin.session_cache import SessionCache
 from tend_checkin.sessions import TeachingSession
 from tend_checkin.settings import Settings, from_environment, require_secret_key
+from tend_checkin.token_cache import CachingVerifier
 from tend_checkin.web_context import EXTENSION, Clock, WebContext, close_app
 from tend_common.db import open_pool
-from tend_common.messaging.publisher import ConfirmingPublisher
+from tend_common.messaging.pipelined_publisher import PipelinedPublisher
 from tend_common.messaging.topology import Topology
 from tend_common.web import add_health_routes, add_security_headers, protect_against_csrf
 
 # Redis is a speed-up here: if it stalls, give up quickly and check in without it.
 _REDIS_TIMEOUT_SECONDS = 0.5
+# Per worker process.
+_MAX_DATABASE_CONNECTIONS = 8
 # Check-in forms are one short field; anything bigger is not ours.
 _MAX_REQUEST_BYTES = 16 * 1024
 
@@ -62,16 +66,32 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         MAX_CONTENT_LENGTH=_MAX_REQUEST_BYTES,
     )
 
-    pool = open_pool(settings.database_url, min_size=1, max_size=settings.web_threads, name="checkin-web")
+    # Sessions are cached, so the database sees a query per session per half-minute, not one per request.
+    pool = open_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=min(settings.web_threads, _MAX_DATABASE_CONNECTIONS),
+        name="checkin-web",
+    )
     redis_client = redis.Redis.from_url(
         settings.redis_url, socket_timeout=_REDIS_TIMEOUT_SECONDS, socket_connect_timeout=_REDIS_TIMEOUT_SECONDS
     )
-    publisher = ConfirmingPublisher(settings.amqp_url, Topology(settings.amqp_namespace), events.PRODUCER)
+    # Every request thread of the worker waits on its own confirm while others publish: one broker round trip per
+    # check-in, not one at a time per process.
+    publisher = PipelinedPublisher(settings.amqp_url, Topology(settings.amqp_namespace), events.PRODUCER)
     identity_channel = grpc.insecure_channel(settings.identity_target)
 
     def load_session(session_id: uuid.UUID) -> TeachingSession | None:
         with pool.connection() as conn:
             return session_store.find_session(conn, session_id)
+
+    def load_previous_class(session_id: uuid.UUID) -> TeachingSession | None:
+        with pool.connection() as conn:
+            session = session_store.find_session(conn, session_id)
+            return session_store.find_previous_in_room(conn, session) if session is not None else None
+
+    # Consulted only for wrong codes, so a mix-up costs one query per session per process, not one per attempt.
+    previous_classes = SessionCache(load_previous_class)
 
     def close() -> None:
         for closer in (publisher.close, redis_client.close, identity_channel.close, pool.close):
@@ -81,13 +101,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.extensions[EXTENSION] = WebContext(
         settings=settings,
         sessions=SessionCache(load_session),
-        verifier=checkin_token_verifier(identity_channel),
+        verifier=CachingVerifier(checkin_token_verifier(identity_channel)),
         recorder=CheckinRecorder(
             CheckinMarks(redis_client, settings.redis_prefix),
             publisher,
-            settings.code_step_seconds,
-            settings.code_digits,
+            CodePolicy(
+                step_seconds=settings.code_step_seconds,
+                digits=settings.code_digits,
+                previous_steps=settings.code_previous_steps,
+                max_wrong_codes=settings.max_wrong_codes,
+            ),
+            previous_class=lambda session: previous_classes.get(session.id),
         ),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
         clock=clock or _utc_now,
         display_zone=zoneinfo.ZoneInfo(settings.display_timezone),
         close=close,

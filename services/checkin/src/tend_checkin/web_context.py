@@ -9,10 +9,11 @@ from datetime import datetime
 
 from flask import Flask, current_app
 
+from tend_checkin.networks import IPNetwork
 from tend_checkin.recording import CheckinRecorder
 from tend_checkin.session_cache import SessionCache
 from tend_checkin.settings import Settings
-from tend_common.tokens import TokenVerifier
+from tend_checkin.token_cache import Verifier
 
 Clock = Callable[[], datetime]
 
@@ -23,9 +24,11 @@ EXTENSION = "tend_checkin"
 class WebContext:
     settings: Settings
     sessions: SessionCache
-    verifier: TokenVerifier
+    verifier: Verifier
     recorder: CheckinRecorder
     clock: Clock
+    # Proxies whose X-Forwarded-For is believed for campus network ranges.
+    trusted_proxies: tuple[IPNetwork, ...]
     display_zone: zoneinfo.ZoneInfo
     # Closes the process's connections (database pool, Redis, broker, identity channel).
     close: Callable[[], None]

@@ -84,6 +84,24 @@ class PresenterCode:
 
 
 @dataclasses.dataclass(frozen=True)
+class Preferences:
+    """The person's server-side preferences: the landing page is "actions" (nothing personal) or "overview"."""
+
+    landing_page: str = "actions"
+
+
+_LANDING_PAGES = {
+    identity_pb2.LANDING_PAGE_UNSPECIFIED: "actions",
+    identity_pb2.LANDING_PAGE_ACTIONS: "actions",
+    identity_pb2.LANDING_PAGE_OVERVIEW: "overview",
+}
+_LANDING_PAGE_VALUES = {
+    "actions": identity_pb2.LANDING_PAGE_ACTIONS,
+    "overview": identity_pb2.LANDING_PAGE_OVERVIEW,
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class CheckinToken:
     token: str
     expires_at: datetime | None
@@ -182,6 +200,8 @@ class IdentityApi(Protocol):
     def sign_out(self, session_token: str) -> None: ...
     def issue_checkin_token(self, session_token: str) -> CheckinToken: ...
     def list_teaching_module_runs(self, actor_assertion: str) -> list[ModuleRun]: ...
+    def get_preferences(self, session_token: str) -> Preferences: ...
+    def set_preferences(self, session_token: str, preferences: Preferences) -> Preferences: ...
     def check_health(self) -> None: ...
 
 
@@ -249,6 +269,25 @@ class IdentityClient:
             ModuleRun(module_run_id=run.module_run_id, module_code=run.module_code, title=run.title, term=run.term)
             for run in response.module_runs
         ]
+
+    def get_preferences(self, session_token: str) -> Preferences:
+        request = identity_pb2.GetPreferencesRequest(session_token=session_token)
+        try:
+            response = self._stub.GetPreferences(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _translate("GetPreferences", exc) from None
+        return Preferences(landing_page=_LANDING_PAGES.get(response.preferences.landing_page, "actions"))
+
+    def set_preferences(self, session_token: str, preferences: Preferences) -> Preferences:
+        request = identity_pb2.SetPreferencesRequest(
+            session_token=session_token,
+            preferences=identity_pb2.Preferences(landing_page=_LANDING_PAGE_VALUES[preferences.landing_page]),
+        )
+        try:
+            response = self._stub.SetPreferences(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _translate("SetPreferences", exc) from None
+        return Preferences(landing_page=_LANDING_PAGES.get(response.preferences.landing_page, "actions"))
 
     def check_health(self) -> None:
         _check_health(self._channel, self._timeout)

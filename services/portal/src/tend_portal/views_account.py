@@ -67,7 +67,7 @@ def sign_out() -> Response:
 @blueprint.get("/")
 def landing() -> str:
     current = require_session()
-    preference = landing_preference(current.session)
+    preference = landing_preference(portal().identity, current.token)
     return render_template(
         "landing.html",
         person=current.session.person,

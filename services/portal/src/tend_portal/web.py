@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from tend_common.web import add_health_routes, add_security_headers, protect_against_csrf
-from tend_portal import views_account, views_checkin_token, views_teaching
+from tend_portal import views_account, views_checkin_token, views_corrections, views_preferences, views_teaching
 from tend_portal.auth import CurrentSession, SignInRequired, clear_session_cookie
 from tend_portal.clients import CheckinApi, CheckinClient, IdentityApi, IdentityClient, ServiceCallError
 from tend_portal.context import Portal, install
@@ -47,6 +47,8 @@ def create_app(
     app.register_blueprint(views_account.blueprint)
     app.register_blueprint(views_teaching.blueprint)
     app.register_blueprint(views_checkin_token.blueprint)
+    app.register_blueprint(views_preferences.blueprint)
+    app.register_blueprint(views_corrections.blueprint)
     _add_error_pages(app)
 
     @app.context_processor

@@ -1,0 +1,244 @@
+"""A confirming publisher that keeps many publishes in flight on one channel.
+
+The ConfirmingPublisher waits for each confirm before the next publish, so one process is capped at one broker round
+trip per event. Here an I/O thread owns the connection (pika's SelectConnection); any number of caller threads hand
+it events and each waits on its own future. Confirms are matched by delivery tag (including `multiple` acks), a
+mandatory publish no queue takes is matched by its basic.return (which the broker sends before that publish's ack),
+and a lost connection fails every publish in flight, then reconnects. A caller still counts an event as sent only
+when its own future says the broker confirmed it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.select_connection import SelectConnection
+from pika.channel import Channel
+from pika.spec import Basic, BasicProperties
+
+from tend_common.messaging.envelope import CONTENT_TYPE, OutgoingEvent
+from tend_common.messaging.publisher import PublishError
+from tend_common.messaging.topology import Topology, declare_exchanges
+
+log = logging.getLogger(__name__)
+
+
+class PipelinedPublisher:
+    """Thread-safe; implements EventPublisher. One connection and one channel per instance (per process)."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        topology: Topology,
+        producer: str,
+        confirm_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        reconnect_delay: float = 0.5,
+    ) -> None:
+        self._params = pika.URLParameters(amqp_url)
+        self._topology = topology
+        self._producer = producer
+        self._confirm_timeout = confirm_timeout
+        self._connect_timeout = connect_timeout
+        self._reconnect_delay = reconnect_delay
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._connection: SelectConnection | None = None
+        # Touched on the I/O thread only.
+        self._channel: Channel | None = None
+        self._last_tag = 0
+        self._in_flight: dict[int, tuple[Future[None], str]] = {}
+        self._tags_by_event: dict[str, deque[int]] = {}
+        self._returned: set[int] = set()
+        self._thread = threading.Thread(target=self._run, name="amqp-pipelined-publisher", daemon=True)
+        self._thread.start()
+
+    # --- callers' side ---
+
+    def publish(self, event: OutgoingEvent) -> None:
+        """Returns once the broker confirmed `event`; raises PublishError if it refused it, no queue took it, the
+        connection was lost with it in flight, or no confirm came in time."""
+        if not self._ready.wait(self._connect_timeout):
+            raise PublishError("broker unreachable")
+        connection = self._connection
+        future: Future[None] = Future()
+        try:
+            if connection is None:
+                raise PublishError("broker unreachable")
+            connection.ioloop.add_callback_threadsafe(lambda: self._send(event, future))
+        except (pika.exceptions.AMQPError, RuntimeError, AttributeError, OSError) as exc:
+            raise PublishError(f"broker unreachable: {type(exc).__name__}") from exc
+        try:
+            future.result(timeout=self._confirm_timeout)
+        except FutureTimeout:
+            raise PublishError("the broker did not confirm the event in time") from None
+
+    def close(self) -> None:
+        """Stops taking events, closes the connection (failing anything still in flight) and ends the I/O thread."""
+        self._stopping.set()
+        self._ready.clear()
+        connection = self._connection
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.ioloop.add_callback_threadsafe(self._close_connection)
+        self._thread.join(10)
+
+    # --- the I/O thread ---
+
+    def _run(self) -> None:
+        delay = self._reconnect_delay
+        while not self._stopping.is_set():
+            try:
+                self._declare_exchanges()
+                self._connection = SelectConnection(
+                    self._params,
+                    on_open_callback=self._on_connection_open,
+                    on_open_error_callback=self._on_connection_open_error,
+                    on_close_callback=self._on_connection_closed,
+                )
+                self._connection.ioloop.start()
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                log.warning("publisher connection failed", extra={"fields": {"error": type(exc).__name__}})
+            self._ready.clear()
+            self._fail_in_flight("the connection to the broker was lost")
+            # Back off while the broker stays unreachable; start again from the short delay after a good connection.
+            delay = self._reconnect_delay if self._channel is not None else min(delay * 2, 5.0)
+            self._channel = None
+            if self._stopping.wait(delay):
+                break
+
+    def _declare_exchanges(self) -> None:
+        connection = pika.BlockingConnection(self._params)
+        try:
+            declare_exchanges(connection.channel(), self._topology)
+        finally:
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                connection.close()
+
+    def _on_connection_open(self, connection: SelectConnection) -> None:
+        if self._stopping.is_set():
+            connection.close()
+            return
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_connection_open_error(self, connection: SelectConnection, error: BaseException) -> None:
+        log.warning("publisher could not connect", extra={"fields": {"error": type(error).__name__}})
+        connection.ioloop.stop()
+
+    def _on_connection_closed(self, connection: SelectConnection, reason: BaseException) -> None:
+        if not self._stopping.is_set():
+            log.warning("publisher connection closed", extra={"fields": {"error": type(reason).__name__}})
+        self._ready.clear()
+        connection.ioloop.stop()
+
+    def _on_channel_open(self, channel: Channel) -> None:
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._on_confirm_mode(channel))
+
+    def _on_confirm_mode(self, channel: Channel) -> None:
+        self._channel = channel
+        self._last_tag = 0
+        self._ready.set()
+
+    def _on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
+        # A channel closed by the broker (for instance after a bad publish) takes its in-flight publishes with it;
+        # close the connection too so the I/O loop reconnects from a clean state.
+        self._ready.clear()
+        self._fail_in_flight(f"the channel was closed: {type(reason).__name__}")
+        connection = self._connection
+        if connection is not None and connection.is_open:
+            connection.close()
+
+    def _close_connection(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        if connection.is_closing or connection.is_closed:
+            connection.ioloop.stop()
+            return
+        if connection.is_open:
+            connection.close()
+        # Still opening: closing now would abort pika's connection workflow; _on_connection_open closes it instead.
+
+    def _send(self, event: OutgoingEvent, future: Future[None]) -> None:
+        channel = self._channel
+        if channel is None or not channel.is_open or not self._ready.is_set():
+            future.set_exception(PublishError("broker unreachable"))
+            return
+        try:
+            channel.basic_publish(
+                exchange=self._topology.events_exchange,
+                routing_key=event.routing_key,
+                body=event.body,
+                properties=BasicProperties(
+                    content_type=CONTENT_TYPE,
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=event.event_id,
+                    type=event.type_name,
+                    app_id=self._producer,
+                    headers={"schema_version": event.schema_version},
+                ),
+                mandatory=True,
+            )
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            future.set_exception(PublishError(f"broker unreachable: {type(exc).__name__}"))
+            return
+        self._last_tag += 1
+        self._in_flight[self._last_tag] = (future, event.event_id)
+        self._tags_by_event.setdefault(event.event_id, deque()).append(self._last_tag)
+
+    def _on_return(self, _channel: Channel, _method: Basic.Return, properties: BasicProperties, _body: bytes) -> None:
+        tags = self._tags_by_event.get(properties.message_id or "")
+        if tags:
+            self._returned.add(tags[0])
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        acked = isinstance(method, Basic.Ack)
+        last = method.delivery_tag
+        tags = [last]
+        if method.multiple:
+            # In-flight tags are kept in publish order, so the ones this ack covers come first.
+            tags = []
+            for tag in self._in_flight:
+                if tag > last:
+                    break
+                tags.append(tag)
+        for tag in tags:
+            entry = self._in_flight.pop(tag, None)
+            if entry is None:
+                continue
+            future, event_id = entry
+            self._forget(tag, event_id)
+            if not acked:
+                future.set_exception(PublishError("the broker refused the event"))
+            elif tag in self._returned:
+                self._returned.discard(tag)
+                future.set_exception(PublishError("no queue is bound for the event's routing key"))
+            else:
+                future.set_result(None)
+
+    def _forget(self, tag: int, event_id: str) -> None:
+        tags = self._tags_by_event.get(event_id)
+        if tags is not None:
+            with contextlib.suppress(ValueError):
+                tags.remove(tag)
+            if not tags:
+                del self._tags_by_event[event_id]
+
+    def _fail_in_flight(self, reason: str) -> None:
+        in_flight, self._in_flight = self._in_flight, {}
+        self._tags_by_event.clear()
+        self._returned.clear()
+        for future, _event_id in in_flight.values():
+            if not future.done():
+                future.set_exception(PublishError(reason))
