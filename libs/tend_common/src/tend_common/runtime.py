@@ -18,6 +18,7 @@ from tend_common.messaging.outbox import OutboxRelay
 from tend_common.messaging.publisher import ConfirmingPublisher
 from tend_common.messaging.topology import Topology
 from tend_common.metrics import start_metrics_endpoint
+from tend_common.service_auth import MethodPolicy, RefusalRecorder, channel_to, server_interceptors
 from tend_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,27 @@ class ServiceRuntime:
         self.shutdown.on_stop(f"consumer {consumer.queue}", consumer.stop)
         return consumer
 
-    def start_grpc(self, register: Callable[[grpc.Server], None], service_names: Sequence[str]) -> None:
-        server = start_grpc_server(register, service_names, self.settings.grpc_port, host=self.settings.listen_host)
+    def start_grpc(
+        self,
+        register: Callable[[grpc.Server], None],
+        service_names: Sequence[str],
+        policy: MethodPolicy | None = None,
+        on_refusal: RefusalRecorder | None = None,
+    ) -> None:
+        """Starts the gRPC server; with a `policy`, calling services must authenticate and keep to it."""
+        interceptors = (
+            server_interceptors(self.service, self.settings.trusted_services, policy, on_refusal)
+            if policy is not None
+            else []
+        )
+        server = start_grpc_server(
+            register, service_names, self.settings.grpc_port, host=self.settings.listen_host, interceptors=interceptors
+        )
         self.shutdown.on_stop("grpc server", server.stop)
+
+    def channel_to(self, target: str, audience: str) -> grpc.Channel:
+        """A channel to another service that carries this service's credential."""
+        return channel_to(target, audience, self.service, self.settings.service_key)
 
     def run(self) -> None:
         self.shutdown.install_signal_handlers()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import logging
 import threading
 import time
 import uuid
@@ -24,6 +25,8 @@ import grpc
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+log = logging.getLogger(__name__)
 
 METADATA_KEY = "x-tend-service-token"
 TOKEN_LIFETIME_SECONDS = 120
@@ -162,8 +165,12 @@ def _abort_handler(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler
     return grpc.unary_unary_rpc_method_handler(abort)
 
 
+RefusalRecorder = Callable[[str, str, str], None]  # (calling service or "", method, reason)
+
+
 class ServiceAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    """Verifies the calling service's token and applies the method policy before any handler runs."""
+    """Verifies the calling service's token and applies the method policy before any handler runs. A refusal is
+    reported to `on_refusal`, so the service can put it on its audit trail."""
 
     def __init__(
         self,
@@ -171,11 +178,13 @@ class ServiceAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         trusted: Mapping[str, Ed25519PublicKey],
         policy: MethodPolicy,
         clock: Callable[[], float] = time.time,
+        on_refusal: RefusalRecorder | None = None,
     ) -> None:
         self._service = service
         self._trusted = trusted
         self._policy = policy
         self._clock = clock
+        self._on_refusal = on_refusal
         self._verified: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -206,6 +215,14 @@ class ServiceAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             self._verified[token] = (str(claims["iss"]), float(claims["exp"]))
         return str(claims["iss"])
 
+    def _refused(self, caller: str, method: str, reason: str) -> None:
+        log.warning("service call refused", extra={"fields": {"caller": caller, "method": method, "reason": reason}})
+        if self._on_refusal is not None:
+            try:
+                self._on_refusal(caller, method, reason)
+            except Exception:
+                log.exception("could not record a refused service call")
+
     def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         method: str = handler_call_details.method
         if method.startswith(OPEN_METHOD_PREFIXES):
@@ -213,8 +230,10 @@ class ServiceAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         token = dict(handler_call_details.invocation_metadata or ()).get(METADATA_KEY)
         caller = self._caller(token) if isinstance(token, str) else None
         if caller is None:
+            self._refused("", method, "service credential missing or invalid")
             return _abort_handler(grpc.StatusCode.UNAUTHENTICATED, "service credential missing or invalid")
         if not self._policy.permits(method, caller):
+            self._refused(caller, method, "method not in the caller's role")
             return _abort_handler(grpc.StatusCode.PERMISSION_DENIED, f"{caller} may not call {method}")
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
@@ -233,3 +252,24 @@ class ServiceAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def server_interceptors(
+    service: str, trusted_entries: Iterable[str], policy: MethodPolicy, on_refusal: RefusalRecorder | None = None
+) -> list[grpc.ServerInterceptor]:
+    """The interceptor for a server, or none (with a warning) when no trusted services are configured, as in a
+    developer's single-service test run. Every deployment configures them (see deploy/)."""
+    entries = [entry for entry in trusted_entries if entry.strip()]
+    if not entries:
+        log.warning(
+            "service authentication is OFF: no trusted services configured", extra={"fields": {"service": service}}
+        )
+        return []
+    return [ServiceAuthInterceptor(service, parse_trusted_services(entries), policy, on_refusal=on_refusal)]
+
+
+def channel_to(target: str, audience: str, caller: str, service_key: str) -> grpc.Channel:
+    """A channel from service `caller` to service `audience`, carrying `caller`'s credential when it has a key."""
+    if not service_key:
+        return grpc.insecure_channel(target)
+    return authenticated_channel(target, ServiceTokenSigner(caller, service_key), audience)

@@ -77,3 +77,7 @@ class ServiceSettings:
     grpc_port: int = 0
     metrics_port: int = 0
     log_level: str = "INFO"
+    # This service's Ed25519 key (base64) for calls to other services, and the services it accepts calls from, as
+    # name=base64-public-key entries; see tend_common.service_auth.
+    service_key: str = ""
+    trusted_services: tuple[str, ...] = ()

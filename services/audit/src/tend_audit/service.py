@@ -7,10 +7,9 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-import grpc
 import psycopg
 from psycopg_pool import ConnectionPool
-from tend.audit.v1 import audit_pb2_grpc
+from tend.audit.v1 import audit_pb2, audit_pb2_grpc
 
 from tend_audit import metrics, records, tree_heads
 from tend_audit.access import IdentityAccessChecker, assertion_verifier
@@ -20,6 +19,7 @@ from tend_audit.signing import SigningKey, load_signing_key
 from tend_common.messaging.batch_consumer import BatchConsumer, PoisonReasons
 from tend_common.messaging.consumer import Delivery, PoisonMessage
 from tend_common.runtime import ServiceRuntime
+from tend_common.service_auth import MethodPolicy
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,18 @@ class TreeHeadSigner:
                 log.warning("tree head not signed; will retry", extra={"fields": {"error": type(exc).__name__}})
 
 
+# The DPO's and students' queries come through the portal; proofs and tree heads hold only hashes, so any Tend
+# service may fetch them.
+METHOD_POLICY = MethodPolicy(
+    {
+        f"/{SERVICE_NAME}/{method.name}": frozenset({"portal", "identity", "checkin", "indicators", "notify"})
+        if method.name.startswith(("GetTreeHead", "GetPublicKeys", "GetInclusionProof", "GetConsistencyProof"))
+        else frozenset({"portal"})
+        for method in audit_pb2.DESCRIPTOR.services_by_name["AuditService"].methods
+    }
+)
+
+
 def serve(settings: Settings) -> None:
     runtime = ServiceRuntime("audit", settings)
     pool = runtime.open_pool()
@@ -107,11 +119,13 @@ def serve(settings: Settings) -> None:
     runtime.shutdown.on_stop(f"consumer {consumer.queue}", consumer.stop)
     signer.start()
     runtime.shutdown.on_stop("tree head signer", signer.stop)
-    identity_channel = grpc.insecure_channel(settings.identity_target)
+    identity_channel = runtime.channel_to(settings.identity_target, "identity")
     runtime.shutdown.on_stop("identity channel", identity_channel.close)
     servicer = AuditServicer(pool, key, assertion_verifier(identity_channel), IdentityAccessChecker(identity_channel))
     runtime.start_grpc(
-        lambda server: audit_pb2_grpc.add_AuditServiceServicer_to_server(servicer, server), service_names=[SERVICE_NAME]
+        lambda server: audit_pb2_grpc.add_AuditServiceServicer_to_server(servicer, server),
+        service_names=[SERVICE_NAME],
+        policy=METHOD_POLICY,
     )
     log.info("audit serving", extra={"fields": {"key_id": key.key_id}})
     runtime.run()

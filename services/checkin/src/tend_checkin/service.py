@@ -7,7 +7,7 @@ from collections.abc import Callable
 import grpc
 import pika
 from psycopg_pool import ConnectionPool
-from tend.checkin.v1 import checkin_pb2_grpc
+from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 
 from tend_checkin import events
 from tend_checkin.access import IdentityAccessChecker, checkin_token_verifier
@@ -15,6 +15,7 @@ from tend_checkin.grpc_api import SERVICE_NAME, CheckinServicer
 from tend_checkin.settings import Settings
 from tend_common.messaging.topology import Topology, declare_consumer_queue
 from tend_common.runtime import ServiceRuntime
+from tend_common.service_auth import MethodPolicy
 
 SERVICE = "checkin"
 
@@ -42,13 +43,22 @@ def declare_withdrawal_queue(settings: Settings) -> None:
         connection.close()
 
 
+# Staff actions reach checkin only through the portal, acting for a signed-in person.
+METHOD_POLICY = MethodPolicy(
+    {
+        f"/{SERVICE_NAME}/{method.name}": frozenset({"portal"})
+        for method in checkin_pb2.DESCRIPTOR.services_by_name["CheckinService"].methods
+    }
+)
+
+
 def serve(settings: Settings) -> None:
     """Runs until SIGTERM or SIGINT; then stops taking calls, lets those in flight finish, and stops the relay."""
     runtime = ServiceRuntime(SERVICE, settings)
     declare_withdrawal_queue(settings)
     pool = runtime.open_pool()
     runtime.start_outbox_relay(pool)
-    identity_channel = grpc.insecure_channel(settings.identity_target)
+    identity_channel = runtime.channel_to(settings.identity_target, "identity")
     runtime.shutdown.on_stop("identity channel", identity_channel.close)
-    runtime.start_grpc(registration(settings, pool, identity_channel), [SERVICE_NAME])
+    runtime.start_grpc(registration(settings, pool, identity_channel), [SERVICE_NAME], policy=METHOD_POLICY)
     runtime.run()

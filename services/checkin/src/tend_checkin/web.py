@@ -11,7 +11,6 @@ import uuid
 import zoneinfo
 from datetime import UTC, datetime
 
-import grpc
 import redis
 from flask import Flask, request
 
@@ -28,6 +27,7 @@ from tend_checkin.web_context import EXTENSION, Clock, WebContext, close_app
 from tend_common.db import open_pool
 from tend_common.messaging.pipelined_publisher import PipelinedPublisher
 from tend_common.messaging.topology import Topology
+from tend_common.service_auth import channel_to
 from tend_common.web import add_health_routes, add_security_headers, protect_against_csrf
 
 # Redis is a speed-up here: if it stalls, give up quickly and check in without it.
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     # Every request thread of the worker waits on its own confirm while others publish: one broker round trip per
     # check-in, not one at a time per process.
     publisher = PipelinedPublisher(settings.amqp_url, Topology(settings.amqp_namespace), events.PRODUCER)
-    identity_channel = grpc.insecure_channel(settings.identity_target)
+    identity_channel = channel_to(settings.identity_target, "identity", events.PRODUCER, settings.service_key)
 
     def load_session(session_id: uuid.UUID) -> TeachingSession | None:
         with pool.connection() as conn:

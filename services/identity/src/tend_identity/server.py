@@ -5,20 +5,38 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from psycopg_pool import ConnectionPool
+
 from tend_common.db import open_pool
 from tend_common.grpc_server import start_grpc_server
 from tend_common.lifecycle import Shutdown
 from tend_common.logging import configure_logging
-from tend_common.messaging.outbox import OutboxRelay
+from tend_common.messaging.outbox import OutboxRelay, add_to_outbox
 from tend_common.messaging.publisher import ConfirmingPublisher
 from tend_common.messaging.topology import Topology
 from tend_common.metrics import start_metrics_endpoint
-from tend_identity import SERVICE
+from tend_common.service_auth import RefusalRecorder, server_interceptors
+from tend_identity import SERVICE, audit_events
+from tend_identity.callers import METHOD_POLICY
 from tend_identity.grpc_service import SERVICE_NAME, IdentityServicer, register
+from tend_identity.model import Resource
 from tend_identity.settings import Settings
 from tend_identity.signing import Keyring
 
 log = logging.getLogger(__name__)
+
+
+def refused_call_recorder(pool: ConnectionPool) -> RefusalRecorder:
+    """Puts every refused service call (checkin asking to resolve a pseudonym, say) on the audit trail."""
+
+    def record(caller: str, method: str, reason: str) -> None:
+        event = audit_events.recorded_for_service(
+            caller or "unauthenticated", "service_call", Resource("grpc_method", method), reason, False, ""
+        )
+        with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            add_to_outbox(cur, event)
+
+    return record
 
 
 def serve(settings: Settings) -> None:
@@ -40,7 +58,12 @@ def serve(settings: Settings) -> None:
     keyring = Keyring(pool, retired_kept=timedelta(seconds=settings.longest_token_ttl_seconds))
     keyring.current()  # creates the first key now rather than on the first request
     servicer = IdentityServicer(pool, keyring, settings)
-    server = start_grpc_server(register(servicer), [SERVICE_NAME], settings.grpc_port, host=settings.listen_host)
+    interceptors = server_interceptors(
+        SERVICE, settings.trusted_services, METHOD_POLICY, on_refusal=refused_call_recorder(pool)
+    )
+    server = start_grpc_server(
+        register(servicer), [SERVICE_NAME], settings.grpc_port, host=settings.listen_host, interceptors=interceptors
+    )
     shutdown.on_stop("grpc server", server.stop)
 
     log.info("service started", extra={"fields": {"grpc_port": server.port, "metrics_port": settings.metrics_port}})

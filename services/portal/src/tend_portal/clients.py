@@ -19,6 +19,8 @@ from prometheus_client import Counter
 from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
+from tend_common.service_auth import channel_to
+
 log = logging.getLogger(__name__)
 
 CHECKIN_AUDIENCE = "checkin"
@@ -217,8 +219,8 @@ class CheckinApi(Protocol):
 class IdentityClient:
     """Identity's gRPC service. The channel connects lazily and reconnects on its own."""
 
-    def __init__(self, target: str, timeout_seconds: float = 5.0) -> None:
-        self._channel = grpc.insecure_channel(target)
+    def __init__(self, target: str, timeout_seconds: float = 5.0, service_key: str = "") -> None:
+        self._channel = channel_to(target, "identity", "portal", service_key)
         self._stub = identity_pb2_grpc.IdentityServiceStub(self._channel)
         self._timeout = timeout_seconds
 
@@ -296,8 +298,8 @@ class IdentityClient:
 class CheckinClient:
     """Checkin's gRPC service, for the staff actions made through the portal."""
 
-    def __init__(self, target: str, timeout_seconds: float = 5.0) -> None:
-        self._channel = grpc.insecure_channel(target)
+    def __init__(self, target: str, timeout_seconds: float = 5.0, service_key: str = "") -> None:
+        self._channel = channel_to(target, "checkin", "portal", service_key)
         self._stub = checkin_pb2_grpc.CheckinServiceStub(self._channel)
         self._timeout = timeout_seconds
 

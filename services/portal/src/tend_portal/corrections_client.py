@@ -15,6 +15,7 @@ import grpc
 from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
+from tend_common.service_auth import channel_to
 from tend_portal.clients import _translate
 
 # The reasons staff choose from, in the order the page offers them (CorrectionReason in checkin.proto).
@@ -47,9 +48,15 @@ class SessionSummary:
 class CorrectionsClient:
     """One channel to identity and one to checkin, opened lazily by gRPC and kept for the process."""
 
-    def __init__(self, identity_target: str, checkin_target: str, timeout_seconds: float) -> None:
-        self._identity = identity_pb2_grpc.IdentityServiceStub(grpc.insecure_channel(identity_target))
-        self._checkin = checkin_pb2_grpc.CheckinServiceStub(grpc.insecure_channel(checkin_target))
+    def __init__(
+        self, identity_target: str, checkin_target: str, timeout_seconds: float, service_key: str = ""
+    ) -> None:
+        self._identity = identity_pb2_grpc.IdentityServiceStub(
+            channel_to(identity_target, "identity", "portal", service_key)
+        )
+        self._checkin = checkin_pb2_grpc.CheckinServiceStub(
+            channel_to(checkin_target, "checkin", "portal", service_key)
+        )
         self._timeout = timeout_seconds
 
     def class_list(self, actor_assertion: str, module_run_id: str) -> list[ClassMember] | None:

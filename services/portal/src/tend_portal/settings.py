@@ -29,6 +29,8 @@ class Settings:
     web_workers: int = 2
     web_threads: int = 8
     log_level: str = "INFO"
+    # The portal's Ed25519 key (base64) for its calls to identity and checkin; see tend_common.service_auth.
+    service_key: str = ""
 
     def __post_init__(self) -> None:
         problems = []

@@ -36,7 +36,9 @@ def _client() -> CorrectionsClient:
     client = current_app.extensions.get(_CLIENT_KEY)
     if client is None:
         settings = portal().settings
-        client = CorrectionsClient(settings.identity_target, settings.checkin_target, settings.grpc_timeout_seconds)
+        client = CorrectionsClient(
+            settings.identity_target, settings.checkin_target, settings.grpc_timeout_seconds, settings.service_key
+        )
         current_app.extensions[_CLIENT_KEY] = client
     return client
 

@@ -27,8 +27,8 @@ def create_app(
 ) -> Flask:
     """Builds the app. Settings come from the environment and clients from the settings unless given."""
     settings = settings or load()
-    identity = identity or IdentityClient(settings.identity_target, settings.grpc_timeout_seconds)
-    checkin = checkin or CheckinClient(settings.checkin_target, settings.grpc_timeout_seconds)
+    identity = identity or IdentityClient(settings.identity_target, settings.grpc_timeout_seconds, settings.service_key)
+    checkin = checkin or CheckinClient(settings.checkin_target, settings.grpc_timeout_seconds, settings.service_key)
 
     app = Flask(__name__)
     app.config.update(
