@@ -2,7 +2,8 @@
 
 No container engine or cluster is needed. The manifests are loaded as YAML and held to what the deployment promises
 (non-root, read-only root file system, no capabilities, requests and limits, probes, one Deployment per service, no
-secret committed); the entry point and the health check are run as the image runs them.
+secret committed, every service with its own service key and every gRPC server trusting the shared list of public
+keys); the entry point and the health check are run as the image runs them, and the service key generator is run.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ import pytest
 import yaml
 
 from tend_common.grpc_server import start_grpc_server
+from tend_common.service_auth import ServiceKeyError, parse_trusted_services, public_key_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 COMPOSE = DEPLOY / "compose"
 SECRET_TEMPLATE = KUBERNETES / "secret.example.yaml"
+CONFIG_MAP = "tend-config"
+KEY_GENERATOR = COMPOSE / "generate-service-keys.py"
 
 SERVICES = ("identity", "checkin", "indicators", "notify", "audit", "portal")
 WITH_DATABASE = ("identity", "checkin", "indicators", "notify", "audit")
@@ -37,6 +41,15 @@ ROLES = (*GRPC_PORTS, *WEB_PORTS)
 # Variable names that hold credentials; their values must never be written into a committed file.
 SECRET_NAME = re.compile(r"(PASSWORD|PASS|SECRET|_KEY|TOKEN)$")
 URL_WITH_PASSWORD = re.compile(r"^[a-z+]+://[^:/@]*:(?P<password>[^@]+)@")
+# The public keys of all six services, one shared list: every gRPC server trusts them all, and its own method policy
+# decides what each caller may do. In .env (compose) and in the ConfigMap (Kubernetes) under this name.
+PUBLIC_KEYS = "TEND_SERVICE_PUBLIC_KEYS"
+REQUIRED_FROM_ENV = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+):\?[^}]+\}$")
+
+
+def service_of(role: str) -> str:
+    """The service whose TEND_<NAME>_* settings a role reads: checkin-web is check-in's second process."""
+    return role.removesuffix("-web")
 
 
 def load_documents(path: Path) -> list[dict[str, Any]]:
@@ -84,6 +97,25 @@ def image_user_id() -> int:
 def compose() -> dict[str, Any]:
     (document,) = load_documents(COMPOSE / "compose.yaml")
     return document
+
+
+def compose_environment(role: str) -> dict[str, str]:
+    return {key: str(value) for key, value in (compose()["services"][role].get("environment") or {}).items()}
+
+
+def env_example() -> dict[str, str]:
+    lines = (COMPOSE / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def config_map() -> dict[str, Any]:
+    return objects_of("ConfigMap")[CONFIG_MAP]
+
+
+def explicit_env(role: str) -> dict[str, dict[str, Any]]:
+    """A Deployment's `env` entries (beside `envFrom`), by variable name."""
+    entries = only_container(objects_of("Deployment")[role]["spec"]["template"]).get("env", [])
+    return {entry["name"]: entry for entry in entries}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -185,7 +217,9 @@ def test_a_migrate_job_per_service_with_a_database() -> None:
 
 def test_settings_come_from_the_config_map_and_each_service_s_own_secret() -> None:
     (config,) = objects_of("ConfigMap").values()
-    assert all(key.startswith(tuple(f"TEND_{s.upper()}_" for s in SERVICES)) for key in config["data"])
+    assert config["metadata"]["name"] == CONFIG_MAP
+    prefixes = tuple(f"TEND_{s.upper()}_" for s in SERVICES)
+    assert all(key == PUBLIC_KEYS or key.startswith(prefixes) for key in config["data"])
     assert not [key for key in config["data"] if SECRET_NAME.search(key)]
     assert not [key for key in config["data"] if key.endswith(("DATABASE_URL", "AMQP_URL", "REDIS_URL"))]
     templates = {doc["metadata"]["name"] for doc in load_documents(SECRET_TEMPLATE)}
@@ -196,6 +230,12 @@ def test_settings_come_from_the_config_map_and_each_service_s_own_secret() -> No
         service = only_container(pod_template)["args"][-1].removesuffix("-web")
         assert secret_names == [f"tend-{service}"], f"{workload} reads only its own service's secrets"
         assert secret_names[0] in templates
+        for entry in only_container(pod_template).get("env", []):
+            assert entry["name"].startswith(f"TEND_{service.upper()}_"), f"{workload}: {entry['name']}"
+            assert set(entry) == {"name", "valueFrom"}, f"{workload}: {entry['name']} is a literal value"
+            assert set(entry["valueFrom"]) == {"configMapKeyRef"}, f"{workload}: {entry['name']} not from the map"
+            assert entry["valueFrom"]["configMapKeyRef"]["name"] == CONFIG_MAP
+            assert entry["valueFrom"]["configMapKeyRef"]["key"] in config["data"], f"{workload}: {entry['name']}"
 
 
 def test_the_secret_template_holds_placeholders_only() -> None:
@@ -276,13 +316,95 @@ def test_compose_has_no_literal_secrets() -> None:
 
 
 def test_compose_and_kubernetes_set_the_same_variables() -> None:
-    (config,) = objects_of("ConfigMap").values()
-    kubernetes_names = set(config["data"])
+    shared_names = set(config_map()["data"])
     for secret in load_documents(SECRET_TEMPLATE):
-        kubernetes_names |= set(secret["stringData"])
+        shared_names |= set(secret["stringData"])
     for role in ROLES:
-        compose_names = set(compose()["services"][role]["environment"])
+        compose_names = set(compose_environment(role))
+        kubernetes_names = shared_names | set(explicit_env(role))
         assert compose_names <= kubernetes_names, f"{role}: set in compose only: {compose_names - kubernetes_names}"
+        missing = set(explicit_env(role)) - compose_names
+        assert not missing, f"{role}: set in its Deployment's env only: {missing}"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Service keys: each service signs its calls with its own private key; each gRPC server trusts every public key
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_service_gets_its_own_service_key_and_no_other(role: str) -> None:
+    service = service_of(role)
+    name = f"TEND_{service.upper()}_SERVICE_KEY"
+    value = compose_environment(role).get(name, "")
+    match = REQUIRED_FROM_ENV.match(value)
+    assert match, f"compose {role}: {name} must be required from .env (${{{name}:?...}}), not {value!r}"
+    assert match["name"] == name, "one private key per service, never shared"
+    others = [key for key in compose_environment(role) if key.endswith("_SERVICE_KEY") and key != name]
+    assert not others, f"compose {role} holds another service's key: {others}"
+    assert env_example()[name] == "", f".env.example must list {name}, empty"
+    # Kubernetes: the key is in the service's own Secret, which the Deployment (and only it) reads.
+    secrets = {doc["metadata"]["name"]: doc for doc in load_documents(SECRET_TEMPLATE)}
+    assert name in secrets[f"tend-{service}"]["stringData"]
+    sources = only_container(objects_of("Deployment")[role]["spec"]["template"])["envFrom"]
+    assert {"secretRef": {"name": f"tend-{service}"}} in sources
+    assert name not in config_map()["data"], "a private key never goes in the ConfigMap"
+
+
+@pytest.mark.parametrize("server", GRPC_PORTS)
+def test_each_grpc_server_trusts_the_shared_public_keys(server: str) -> None:
+    name = f"TEND_{server.upper()}_TRUSTED_SERVICES"
+    # compose: required from .env, where one variable lists every service's public key.
+    match = REQUIRED_FROM_ENV.match(compose_environment(server).get(name, ""))
+    assert match, f"compose {server}: {name} must be required from .env, so authentication can never be off"
+    assert match["name"] == PUBLIC_KEYS
+    # Kubernetes: from the one ConfigMap key, so a rotation edits one place.
+    entry = explicit_env(server).get(name)
+    assert entry == {"name": name, "valueFrom": {"configMapKeyRef": {"name": CONFIG_MAP, "key": PUBLIC_KEYS}}}
+    assert name not in config_map()["data"], "one shared list, not a copy per server"
+
+
+def test_checkin_web_gets_the_same_settings_as_the_checkin_server() -> None:
+    assert compose_environment("checkin-web") == compose_environment("checkin")
+    assert explicit_env("checkin-web") == explicit_env("checkin")
+
+
+def test_the_public_key_list_placeholders_name_every_service_and_stop_a_server() -> None:
+    assert env_example()[PUBLIC_KEYS] == "", ".env.example leaves the list empty, so compose refuses to start"
+    template = config_map()["data"][PUBLIC_KEYS]
+    entries = template.split(",")
+    assert [entry.partition("=")[0] for entry in entries] == list(SERVICES), "all six services, each once"
+    assert all("CHANGE_ME" in entry for entry in entries), "placeholders, to be replaced by the generated keys"
+    # Empty would turn service authentication off; the placeholders make every server refuse to start instead.
+    with pytest.raises(ServiceKeyError):
+        parse_trusted_services(entries)
+
+
+def test_env_example_lists_every_variable_compose_requires() -> None:
+    required = {
+        match["name"]
+        for service in compose()["services"].values()
+        for value in (service.get("environment") or {}).values()
+        if (match := REQUIRED_FROM_ENV.match(str(value)))
+    }
+    assert {PUBLIC_KEYS, *(f"TEND_{s.upper()}_SERVICE_KEY" for s in SERVICES)} <= required
+    assert required <= set(env_example()), f"missing from .env.example: {required - set(env_example())}"
+
+
+def test_the_key_generator_prints_every_service_key_and_the_matching_public_list() -> None:
+    result = subprocess.run(
+        [sys.executable, str(KEY_GENERATOR)], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    printed = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    private = {s: printed.pop(f"TEND_{s.upper()}_SERVICE_KEY") for s in SERVICES}
+    public_list = printed.pop(PUBLIC_KEYS)
+    assert not printed, f"unexpected lines: {sorted(printed)}"
+    assert len(set(private.values())) == len(SERVICES), "a new key per service"
+    entries = public_list.split(",")
+    assert set(parse_trusted_services(entries)) == set(SERVICES)
+    assert entries == [f"{s}={public_key_text(key)}" for s, key in private.items()], "each the public half of its key"
+    again = subprocess.run([sys.executable, str(KEY_GENERATOR)], capture_output=True, text=True, check=True, timeout=60)
+    assert not set(private.values()) & {line.split("=", 1)[1] for line in again.stdout.splitlines()}, "fresh keys"
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -110,6 +110,31 @@ def test_an_expired_credential_is_refused(server: GrpcServer) -> None:
     channel.close()
 
 
+def test_during_a_rotation_both_keys_of_a_service_are_trusted() -> None:
+    old_key, new_key = generate_service_key(), generate_service_key()
+    trusted = parse_trusted_services([f"portal={public_key_text(old_key)}", f"portal={public_key_text(new_key)}"])
+    policy = MethodPolicy({PRESENT: frozenset({"portal"})})
+    server = start_grpc_server(
+        lambda s: s.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    "test.Sessions", {"Present": grpc.unary_unary_rpc_method_handler(_echo_caller)}
+                ),
+            )
+        ),
+        ["test.Sessions"],
+        port=0,
+        interceptors=[ServiceAuthInterceptor("checkin", trusted, policy)],
+    )
+    try:
+        for key in (old_key, new_key):
+            assert _stub(server, key, "portal").present(b"") == b"portal"
+        stranger = _stub(server, STRANGER_KEY, "portal")
+        assert _status(lambda: stranger.present(b"")) == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        server.stop(0)
+
+
 def test_malformed_key_settings_are_named() -> None:
     with pytest.raises(ServiceKeyError, match="32 bytes"):
         ServiceTokenSigner("portal", "not base64!")

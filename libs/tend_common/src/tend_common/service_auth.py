@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,17 +65,19 @@ def public_key_text(private_key_text: str) -> str:
     return base64.b64encode(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
 
 
-def parse_trusted_services(entries: Iterable[str]) -> dict[str, Ed25519PublicKey]:
-    """Reads `name=base64-public-key` entries, as the `trusted_services` setting lists them."""
-    trusted: dict[str, Ed25519PublicKey] = {}
+def parse_trusted_services(entries: Iterable[str]) -> dict[str, list[Ed25519PublicKey]]:
+    """Reads `name=base64-public-key` entries, as the `trusted_services` setting lists them. A name may appear more
+    than once, so that during a key rotation both the old and the new key of a service are trusted."""
+    trusted: dict[str, list[Ed25519PublicKey]] = {}
     for entry in entries:
         name, separator, key = entry.partition("=")
         if not separator or not name.strip():
             raise ServiceKeyError(f"trusted service entry {entry!r} is not name=public-key")
         try:
-            trusted[name.strip()] = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.strip(), validate=True))
+            public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.strip(), validate=True))
         except ValueError as exc:
             raise ServiceKeyError(f"trusted service {name.strip()!r} has a malformed public key") from exc
+        trusted.setdefault(name.strip(), []).append(public)
     return trusted
 
 
@@ -175,7 +177,7 @@ class ServiceAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def __init__(
         self,
         service: str,
-        trusted: Mapping[str, Ed25519PublicKey],
+        trusted: Mapping[str, Sequence[Ed25519PublicKey]],
         policy: MethodPolicy,
         clock: Callable[[], float] = time.time,
         on_refusal: RefusalRecorder | None = None,
@@ -188,6 +190,23 @@ class ServiceAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self._verified: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
+    def _verified_claims(self, token: str, issuer: str) -> dict[str, Any] | None:
+        """The token's claims if any trusted key of `issuer` verifies it (two keys while it rotates)."""
+        for key in self._trusted.get(issuer, ()):
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    token,
+                    key=key,
+                    algorithms=["EdDSA"],
+                    audience=self._service,
+                    issuer=issuer,
+                    options={"require": ["exp", "iat", "iss", "aud"]},
+                )
+            except jwt.InvalidSignatureError:
+                continue
+            return claims
+        return None
+
     def _caller(self, token: str) -> str | None:
         now = self._clock()
         with self._lock:
@@ -196,18 +215,10 @@ class ServiceAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return cached[0]
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss", "")
-            key = self._trusted.get(str(issuer))
-            if key is None:
-                return None
-            claims = jwt.decode(
-                token,
-                key=key,
-                algorithms=["EdDSA"],
-                audience=self._service,
-                issuer=str(issuer),
-                options={"require": ["exp", "iat", "iss", "aud"]},
-            )
+            claims = self._verified_claims(token, str(issuer))
         except jwt.PyJWTError:
+            return None
+        if claims is None:
             return None
         with self._lock:
             if len(self._verified) > 10_000:
