@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
 import pika
 import psycopg
 import redis
@@ -344,10 +343,8 @@ def run(environment: BenchEnvironment) -> dict[str, float]:
             suite.start_process(name)
         trivial_port = free_port()
         trivial = _start_trivial(trivial_port, CheckinSettings(), log_dir)
-        identity = identity_pb2_grpc.IdentityServiceStub(
-            grpc.insecure_channel(f"127.0.0.1:{config.ports.identity_grpc}")
-        )
-        checkin = checkin_pb2_grpc.CheckinServiceStub(grpc.insecure_channel(f"127.0.0.1:{config.ports.checkin_grpc}"))
+        identity = identity_pb2_grpc.IdentityServiceStub(config.channel_as("portal", "identity"))
+        checkin = checkin_pb2_grpc.CheckinServiceStub(config.channel_as("portal", "checkin"))
         lecturer = Lecturer(identity, checkin)
         phones = _phones(identity)
         asyncio.run(prepare_phones(config.checkin_url, lecturer.open_sessions(1, "form")[0], phones))

@@ -170,7 +170,7 @@ def run(environment: BenchEnvironment) -> dict[str, float]:
     light_p99s: list[float] = []
     try:
         suite.start_process("identity")
-        with grpc.insecure_channel(f"127.0.0.1:{config.ports.identity_grpc}") as channel:
+        with config.channel_as("portal", "identity") as channel:
             stub = identity_pb2_grpc.IdentityServiceStub(channel)
             requests = _requests(stub, config.databases["identity"])
             for request in requests:  # warm: connections, caches

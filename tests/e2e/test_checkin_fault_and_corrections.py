@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import grpc
 import psycopg
 import pytest
 import redis
@@ -147,8 +146,9 @@ def load_run(running_suite: RunningSuite) -> LoadRun:
     """The faulty load run, once for the module's assertions."""
     suite = running_suite.suite
     config = running_suite.config
-    identity = identity_pb2_grpc.IdentityServiceStub(grpc.insecure_channel(f"127.0.0.1:{config.ports.identity_grpc}"))
-    checkin = checkin_pb2_grpc.CheckinServiceStub(grpc.insecure_channel(f"127.0.0.1:{config.ports.checkin_grpc}"))
+    # The test acts as the portal would, with the portal's service credential.
+    identity = identity_pb2_grpc.IdentityServiceStub(config.channel_as("portal", "identity"))
+    checkin = checkin_pb2_grpc.CheckinServiceStub(config.channel_as("portal", "checkin"))
     phones = _phones(identity)
     session_ids = _open_sessions(identity, checkin)
     asyncio.run(prepare_phones(config.checkin_url, session_ids[0], phones))

@@ -42,7 +42,8 @@ def _one(dsn: str, sql: str, *params: object) -> tuple[object, ...]:
 
 @pytest.fixture(scope="module")
 def stub(running_suite: RunningSuite) -> Iterator[Stub]:
-    with grpc.insecure_channel(f"127.0.0.1:{running_suite.config.ports.identity_grpc}") as channel:
+    # The test acts as the portal would, with the portal's service credential.
+    with running_suite.config.channel_as("portal", "identity") as channel:
         yield identity_pb2_grpc.IdentityServiceStub(channel)
 
 

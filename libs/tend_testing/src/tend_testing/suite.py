@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tend_common.service_auth import generate_service_key, public_key_text
+import grpc
+
+from tend_common.service_auth import channel_to, generate_service_key, public_key_text
 from tend_testing.processes import ServiceProcess, free_port
 
 BACK_END_SERVICES = ("identity", "checkin", "indicators", "notify", "audit")
@@ -70,6 +72,10 @@ class SuiteConfig:
     @property
     def checkin_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.checkin_http}"
+
+    def channel_as(self, caller: str, service: str) -> grpc.Channel:
+        """A gRPC channel to `service` carrying `caller`'s service credential, as that service would open it."""
+        return channel_to(f"127.0.0.1:{self.ports.grpc(service)}", service, caller, self.service_keys[caller])
 
     def environment(self, service: str) -> dict[str, str]:
         """The TEND_<SERVICE>_* variables of one service."""

@@ -7,6 +7,8 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
+import pika
+import pika.exceptions
 import psycopg
 from psycopg_pool import ConnectionPool
 from tend.audit.v1 import audit_pb2, audit_pb2_grpc
@@ -114,7 +116,11 @@ def serve(settings: Settings) -> None:
         max_wait_seconds=settings.batch_max_wait_ms / 1000,
         after_batch=signer.sign_if_due,
     )
-    consumer.declare()
+    try:
+        consumer.declare()
+    except (pika.exceptions.AMQPError, OSError):
+        # The broker may be down while audit starts; the consumer declares its queue again each time it connects.
+        log.warning("broker unreachable at start-up; the consumer will keep trying")
     consumer.start()
     runtime.shutdown.on_stop(f"consumer {consumer.queue}", consumer.stop)
     signer.start()
