@@ -14,6 +14,7 @@ from tend.checkin.v1 import events_pb2
 
 from tend_common.messaging.consumer import Delivery, PoisonMessage
 from tend_common.messaging.inbox import claim_event
+from tend_indicators.ingest.records import CHANGED_CHANNEL
 
 ROUTING_KEY = "checkin.attendance_recorded.v1"
 Handler = Callable[[Delivery], None]
@@ -96,4 +97,7 @@ def store_attendance(cursor: psycopg.Cursor[Any], mark: AttendanceMark) -> bool:
             mark.event_id,
         ),
     )
-    return cursor.rowcount == 1
+    stored = cursor.rowcount == 1
+    if stored:
+        cursor.execute(f"NOTIFY {CHANGED_CHANNEL}")
+    return stored

@@ -1,0 +1,192 @@
+"""The IndicatorsService gRPC API, for the portal.
+
+Each call reads: authenticate the assertion, validate the request, ask identity which students the person may see
+for the purpose, build the answer, record the read in the audit outbox (committed before the answer is returned; if
+it cannot be, the read fails), then answer. A refusal is audited too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import NoReturn
+
+import grpc
+from psycopg_pool import ConnectionPool
+from tend.indicators.v1 import indicators_pb2, indicators_pb2_grpc
+
+from tend_common.messaging.envelope import OutgoingEvent
+from tend_common.messaging.outbox import add_to_outbox
+from tend_common.tokens import InvalidToken, TokenVerifier
+from tend_indicators import answers, events
+from tend_indicators.access import Detail, Purpose, Visibility, Visible, is_person_assertion
+from tend_indicators.ingest.fields import plain_id
+from tend_indicators.recompute import RecomputeOptions
+from tend_indicators.rules_config import RulesConfig
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = indicators_pb2.DESCRIPTOR.services_by_name["IndicatorsService"].full_name
+
+CASES_ACTION = "indicators.case.view"
+SUMMARY_ACTION = "indicators.engagement_summary.view"
+COHORT_ACTION = "indicators.cohort_patterns.view"
+_SUMMARY_PURPOSES = {
+    indicators_pb2.SUMMARY_PURPOSE_ENGAGEMENT_SUPPORT: Purpose.ENGAGEMENT_SUPPORT,
+    indicators_pb2.SUMMARY_PURPOSE_VISA_COMPLIANCE: Purpose.VISA_COMPLIANCE,
+}
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    context.abort(code, message)
+    raise AssertionError("context.abort returned")  # it raises; this tells the type checker so
+
+
+class AuditUnavailable(Exception):
+    """The audit record could not be committed, so the read must fail."""
+
+
+class IndicatorsServicer(indicators_pb2_grpc.IndicatorsServiceServicer):
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        verifier: TokenVerifier,
+        visibility: Visibility,
+        config: RulesConfig,
+        options: RecomputeOptions,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self._pool = pool
+        self._verifier = verifier
+        self._visibility = visibility
+        self._config = config
+        self._options = options
+        self._clock = clock
+
+    def ListCases(
+        self, request: indicators_pb2.ListCasesRequest, context: grpc.ServicerContext
+    ) -> indicators_pb2.ListCasesResponse:
+        actor = self._authenticate(request.actor_assertion, context)
+        visible = self._visible(request.actor_assertion, Purpose.ENGAGEMENT_SUPPORT, "", context)
+        with self._pool.connection() as conn:
+            cases = answers.cases_for_staff(conn, actor, visible.pseudonyms, request.include_closed)
+        now = self._clock()
+        self._audit(
+            [
+                events.read_audit(
+                    actor,
+                    CASES_ACTION,
+                    "pseudonym",
+                    case.student_pseudonym,
+                    Purpose.ENGAGEMENT_SUPPORT.words,
+                    True,
+                    now,
+                )
+                for case in cases
+            ],
+            context,
+        )
+        return indicators_pb2.ListCasesResponse(cases=cases)
+
+    def GetEngagementSummary(
+        self, request: indicators_pb2.GetEngagementSummaryRequest, context: grpc.ServicerContext
+    ) -> indicators_pb2.GetEngagementSummaryResponse:
+        actor = self._authenticate(request.actor_assertion, context)
+        pseudonym = plain_id(request.student_pseudonym)
+        if pseudonym is None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "student_pseudonym is required")
+        purpose = _SUMMARY_PURPOSES.get(request.purpose)
+        if purpose is None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "purpose must be engagement support or visa compliance")
+        visible = self._visible(request.actor_assertion, purpose, "", context)
+        now = self._clock()
+        if pseudonym not in visible.pseudonyms:
+            self._audit(
+                [events.read_audit(actor, SUMMARY_ACTION, "pseudonym", pseudonym, purpose.words, False, now)], context
+            )
+            _abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"You may not see this student's records for {purpose.words}.",
+            )
+        with self._pool.connection() as conn:
+            summary = answers.engagement_summary(
+                conn,
+                self._config,
+                self._options,
+                pseudonym,
+                self._today(now),
+                visa_only=purpose is Purpose.VISA_COMPLIANCE,
+            )
+        self._audit(
+            [events.read_audit(actor, SUMMARY_ACTION, "pseudonym", pseudonym, purpose.words, True, now)], context
+        )
+        return summary
+
+    def GetCohortPatterns(
+        self, request: indicators_pb2.GetCohortPatternsRequest, context: grpc.ServicerContext
+    ) -> indicators_pb2.GetCohortPatternsResponse:
+        actor = self._authenticate(request.actor_assertion, context)
+        module_run_id = plain_id(request.module_run_id)
+        if module_run_id is None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "module_run_id is required")
+        visible = self._visible(request.actor_assertion, Purpose.COHORT_PATTERNS, module_run_id, context)
+        now = self._clock()
+        words = Purpose.COHORT_PATTERNS.words
+        if visible.detail is Detail.NONE:
+            self._audit(
+                [events.read_audit(actor, COHORT_ACTION, "module_run", module_run_id, words, False, now)], context
+            )
+            _abort(context, grpc.StatusCode.PERMISSION_DENIED, "You may not see this module run's cohort patterns.")
+        with self._pool.connection() as conn:
+            patterns = answers.cohort_patterns(conn, module_run_id, self._options.minimum_cohort_size)
+        self._audit([events.read_audit(actor, COHORT_ACTION, "module_run", module_run_id, words, True, now)], context)
+        return patterns
+
+    def _today(self, now: datetime) -> date:
+        return answers.today(self._options.timezone, now)
+
+    def _authenticate(self, assertion: str, context: grpc.ServicerContext) -> str:
+        """The acting person's id from a valid assertion; UNAUTHENTICATED otherwise."""
+        try:
+            claims = self._verifier.verify(assertion)
+        except InvalidToken:
+            _abort(context, grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid")
+        except grpc.RpcError:
+            _abort(context, grpc.StatusCode.UNAVAILABLE, "identity is unavailable; try again")
+        if not is_person_assertion(claims):
+            _abort(context, grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid")
+        return str(claims["sub"])
+
+    def _visible(self, assertion: str, purpose: Purpose, module_run_id: str, context: grpc.ServicerContext) -> Visible:
+        try:
+            return self._visibility.visible(assertion, purpose, module_run_id)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+                # Identity knows no such module run (one only indicators has heard of): nothing may be shown.
+                return Visible(Detail.NONE, frozenset(), "unknown to identity")
+            if code is grpc.StatusCode.UNAUTHENTICATED:
+                _abort(context, grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid")
+            _abort(context, grpc.StatusCode.UNAVAILABLE, "identity is unavailable; try again")
+
+    def _audit(self, records: Sequence[OutgoingEvent], context: grpc.ServicerContext) -> None:
+        """Commits the audit records before anything is returned; no record, no answer."""
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                for record in records:
+                    add_to_outbox(cur, record)
+        except Exception as exc:
+            log.exception(
+                "audit record not written; the read is refused", extra={"fields": {"error": type(exc).__name__}}
+            )
+            _abort(
+                context, grpc.StatusCode.UNAVAILABLE, "the access could not be audited, so nothing is shown; try again"
+            )
