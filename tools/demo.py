@@ -21,25 +21,28 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = os.environ.get("TEND_DEMO_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def ensure_database(service: str) -> str:
-    """Creates role and database tend_<service> if missing; returns the service's DSN."""
+def fresh_database(service: str) -> str:
+    """Creates role tend_<service> if missing and the database tend_<service> anew (the demo university is
+    disposable: each run starts from the same data, whatever an earlier version of the demo left); returns the DSN."""
     name = f"tend_{service}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is None:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(name)))
     return ADMIN_DSN.rsplit("/", 1)[0].replace("postgres@", f"{name}@", 1) + f"/{name}"
 
 
 def main() -> int:
     config = SuiteConfig(
         ports=SuitePorts.standard(),
-        databases={service: ensure_database(service) for service in BACK_END_SERVICES},
+        databases={service: fresh_database(service) for service in BACK_END_SERVICES},
         amqp_url=os.environ.get("TEND_DEMO_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
         amqp_namespace="tend",
         redis_url=os.environ.get("TEND_DEMO_REDIS_URL", "redis://127.0.0.1:6379/0"),
         redis_prefix="tend:checkin:",
+        # The demo sends no real e-mail: notify writes each message as an .eml file here instead.
+        extra_settings={"notify": {"DELIVERY_MODE": "mailbox", "MAILBOX_DIR": str(ROOT / ".demo" / "mailbox")}},
     )
     for service in BACK_END_SERVICES:
         run_command(config, service, "migrate")
@@ -54,7 +57,7 @@ def main() -> int:
         suite.start()
         print(logins)
         print(f"Tend is running. Portal: {config.portal_url}   (check-in host: {config.checkin_url})")
-        print(f"Service logs: {log_dir}. Press Ctrl-C to stop.")
+        print(f"Service logs: {log_dir}. E-mails notify sends: {ROOT / '.demo' / 'mailbox'}. Press Ctrl-C to stop.")
         sys.stdout.flush()
         while not stop.wait(1.0):
             pass

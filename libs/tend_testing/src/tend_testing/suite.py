@@ -64,6 +64,8 @@ class SuiteConfig:
     # Each service's own signing key for service-to-service calls; every service trusts every other's public key
     # and its own method policy decides what each caller may do.
     service_keys: Mapping[str, str] = field(default_factory=_new_service_keys)
+    # Further settings by service, without the TEND_<SERVICE>_ prefix (the demo's local mailbox, for instance).
+    extra_settings: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def portal_url(self) -> str:
@@ -120,6 +122,7 @@ class SuiteConfig:
                     "SECRET_KEY": self.secret_key + "-portal",
                 }
             )
+        env.update(self.extra_settings.get(service, {}))
         return {prefix + name: value for name, value in env.items()}
 
 
