@@ -118,6 +118,9 @@ class SuiteConfig:
                     "PUBLIC_BASE_URL": self.portal_url,
                     "IDENTITY_TARGET": f"127.0.0.1:{ports.identity_grpc}",
                     "CHECKIN_TARGET": f"127.0.0.1:{ports.checkin_grpc}",
+                    "INDICATORS_TARGET": f"127.0.0.1:{ports.indicators_grpc}",
+                    "NOTIFY_TARGET": f"127.0.0.1:{ports.notify_grpc}",
+                    "AUDIT_TARGET": f"127.0.0.1:{ports.audit_grpc}",
                     "CHECKIN_BASE_URL": self.checkin_url,
                     "SECRET_KEY": self.secret_key + "-portal",
                 }

@@ -88,12 +88,13 @@ class TreeHeadSigner:
                 log.warning("tree head not signed; will retry", extra={"fields": {"error": type(exc).__name__}})
 
 
-# The DPO's and students' queries come through the portal; proofs and tree heads hold only hashes, so any Tend
-# service may fetch them.
+# Proofs, tree heads and keys hold only hashes and public keys, so any Tend service may fetch them to check the log;
+# the DPO's and students' queries come through the portal only.
+PROOF_METHODS = frozenset({"GetSignedTreeHead", "GetPublicKeys", "GetInclusionProof", "GetConsistencyProof"})
 METHOD_POLICY = MethodPolicy(
     {
         f"/{SERVICE_NAME}/{method.name}": frozenset({"portal", "identity", "checkin", "indicators", "notify"})
-        if method.name.startswith(("GetTreeHead", "GetPublicKeys", "GetInclusionProof", "GetConsistencyProof"))
+        if method.name in PROOF_METHODS
         else frozenset({"portal"})
         for method in audit_pb2.DESCRIPTOR.services_by_name["AuditService"].methods
     }

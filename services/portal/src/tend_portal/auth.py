@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import abort, g, request
 from werkzeug.wrappers import Response
 
-from tend_portal.clients import NotFound, Session, Unauthenticated
+from tend_portal.clients import PORTAL_AUDIENCES, NotFound, Session, Unauthenticated
 from tend_portal.context import portal
 
 SESSION_COOKIE = "tend_session"
@@ -41,7 +41,7 @@ def require_session() -> CurrentSession:
     if token is None:
         raise SignInRequired
     try:
-        session = portal().identity.get_session(token)
+        session = portal().identity.get_session(token, PORTAL_AUDIENCES)
     except (NotFound, Unauthenticated):
         raise SignInRequired from None
     current = CurrentSession(token=token, session=session)

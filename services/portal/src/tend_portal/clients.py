@@ -24,6 +24,11 @@ from tend_common.service_auth import channel_to
 log = logging.getLogger(__name__)
 
 CHECKIN_AUDIENCE = "checkin"
+INDICATORS_AUDIENCE = "indicators"
+NOTIFY_AUDIENCE = "notify"
+AUDIT_AUDIENCE = "audit"
+# The services the portal acts towards for the signed-in person; identity signs an assertion for each.
+PORTAL_AUDIENCES = (CHECKIN_AUDIENCE, INDICATORS_AUDIENCE, NOTIFY_AUDIENCE, AUDIT_AUDIENCE)
 # Readiness probes must answer quickly, whatever the timeout of ordinary calls.
 _HEALTH_TIMEOUT_SECONDS = 2.0
 

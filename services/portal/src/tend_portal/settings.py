@@ -21,8 +21,14 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:8000"
     identity_target: str = "127.0.0.1:50051"
     checkin_target: str = "127.0.0.1:50052"
+    indicators_target: str = "127.0.0.1:50053"
+    notify_target: str = "127.0.0.1:50054"
+    audit_target: str = "127.0.0.1:50055"
     # The institution's check-in host: check-in tokens are handed only to it, and QR codes point only at it.
     checkin_base_url: str = "http://127.0.0.1:8001"
+    # The institution's name on the "Sign in with ..." button; empty hides it. Set it when identity has an OpenID
+    # Connect provider configured, and list <public_base_url>/sign-in/oidc/callback among identity's redirect URIs.
+    oidc_institution_name: str = ""
     # Signs the Flask session that holds the CSRF token. Required: a default would be a shared secret.
     secret_key: str
     grpc_timeout_seconds: float = 5.0
