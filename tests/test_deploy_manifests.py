@@ -8,6 +8,7 @@ keys); the entry point and the health check are run as the image runs them, and 
 
 from __future__ import annotations
 
+import base64
 import http.server
 import os
 import re
@@ -398,8 +399,11 @@ def test_the_key_generator_prints_every_service_key_and_the_matching_public_list
     printed = dict(line.split("=", 1) for line in result.stdout.splitlines())
     private = {s: printed.pop(f"TEND_{s.upper()}_SERVICE_KEY") for s in SERVICES}
     public_list = printed.pop(PUBLIC_KEYS)
+    audit_signing_key = printed.pop("TEND_AUDIT_SIGNING_KEY")
     assert not printed, f"unexpected lines: {sorted(printed)}"
     assert len(set(private.values())) == len(SERVICES), "a new key per service"
+    assert len(base64.b64decode(audit_signing_key, validate=True)) == 32, "a raw Ed25519 private key"
+    assert audit_signing_key not in private.values(), "the log-signing key is not a service key"
     entries = public_list.split(",")
     assert set(parse_trusted_services(entries)) == set(SERVICES)
     assert entries == [f"{s}={public_key_text(key)}" for s, key in private.items()], "each the public half of its key"

@@ -1,4 +1,5 @@
-"""Prints a new service key for every Tend service, and the shared list of their public keys, as .env lines.
+"""Prints a new service key for every Tend service, the shared list of their public keys, and audit's log-signing
+key, as .env lines.
 
 Run it where tend_common is installed, for example in the image (built with plain `docker build`, since compose
 refuses to run while .env lacks these values) or in the development virtual environment:
@@ -23,7 +24,8 @@ def env_lines() -> list[str]:
     keys = {service: generate_service_key() for service in SERVICES}
     lines = [f"TEND_{service.upper()}_SERVICE_KEY={key}" for service, key in keys.items()]
     public = ",".join(f"{service}={public_key_text(key)}" for service, key in keys.items())
-    return [*lines, f"TEND_SERVICE_PUBLIC_KEYS={public}"]
+    # Audit's log-signing key is a separate key from its service key: rotating one must not touch the other.
+    return [*lines, f"TEND_SERVICE_PUBLIC_KEYS={public}", f"TEND_AUDIT_SIGNING_KEY={generate_service_key()}"]
 
 
 if __name__ == "__main__":
