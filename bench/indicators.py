@@ -41,8 +41,8 @@ TERM_STARTS = date(2026, 9, 28)
 TERM_WEEKS = 12
 ASSIGNMENT_WEEKS = (4, 8, 11)
 _COMPUTED = (
-    "flags", "case_entries", "case_staff", "cases", "case_event_outbox", "cohort_weeks", "cohort_summaries",
-    "recompute_runs",
+    "flags", "case_entries", "case_staff", "case_actions", "case_enquiries", "cases", "case_event_outbox",
+    "cohort_weeks", "cohort_summaries", "recompute_runs",
 )  # fmt: skip
 
 

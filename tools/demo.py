@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from tend_testing.suite import BACK_END_SERVICES, Suite, SuiteConfig, SuitePorts, run_command
+from tend_testing.suite import BACK_END_SERVICES, INGEST_SOURCE, Suite, SuiteConfig, SuitePorts, run_command
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = os.environ.get("TEND_DEMO_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -57,6 +57,10 @@ def main() -> int:
         suite.start()
         print(logins)
         print(f"Tend is running. Portal: {config.portal_url}   (check-in host: {config.checkin_url})")
+        print(
+            f"Indicators ingest (xAPI at /xapi/statements, /events, /reference): {config.indicators_ingest_url},"
+            f" HTTP Basic user {INGEST_SOURCE!r}, password {config.ingest_source_key!r}"
+        )
         print(f"Service logs: {log_dir}. E-mails notify sends: {ROOT / '.demo' / 'mailbox'}. Press Ctrl-C to stop.")
         sys.stdout.flush()
         while not stop.wait(1.0):

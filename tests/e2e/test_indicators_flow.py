@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import grpc
 import psycopg
@@ -24,14 +21,20 @@ from tend.indicators.v1 import indicators_pb2, indicators_pb2_grpc
 
 from tend_common.service_auth import ServiceTokenSigner, authenticated_channel
 from tend_testing.canaries import find_in_bytes, find_in_database, find_in_text
-from tend_testing.flows import DEMO_PASSWORD, check_in_from_scanned_address, open_session, presented_code, sign_in
-from tend_testing.processes import ServiceProcess, free_port
+from tend_testing.flows import (
+    DEMO_PASSWORD,
+    check_in_from_scanned_address,
+    form_value,
+    open_session,
+    presented_code,
+    sign_in,
+)
+from tend_testing.processes import ServiceProcess
 from tend_testing.running_suite import RunningSuite
+from tend_testing.suite import INGEST_SOURCE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("indicators-flow")]
 
-SOURCE = "moodle"
-SOURCE_KEY = secrets.token_urlsafe(32)
 QUIET_STUDENT = "student002"
 ACTIVE_STUDENT = "student001"
 
@@ -63,23 +66,9 @@ def _person(running_suite: RunningSuite, username: str) -> tuple[str, str, str, 
 
 
 @pytest.fixture(scope="module")
-def ingest_web(running_suite: RunningSuite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    """The ingest web process beside the running suite (the suite starts indicators' serve process only)."""
-    port = free_port()
-    env = {
-        **running_suite.config.environment("indicators"),
-        "TEND_INDICATORS_HTTP_PORT": str(port),
-        "TEND_INDICATORS_SOURCE_CREDENTIALS": f"{SOURCE}:{SOURCE_KEY}",
-        "TEND_INDICATORS_WEB_WORKERS": "1",
-        "TEND_INDICATORS_WEB_THREADS": "2",
-    }
-    process = ServiceProcess(
-        "indicators-web", [sys.executable, "-m", "tend_indicators", "web"], env, Path(tmp_path_factory.mktemp("web"))
-    )
-    process.start().wait_http(port, "/readyz")
-    process.port = port  # type: ignore[attr-defined]
-    yield process
-    assert process.terminate() == 0, process.read_log()[-2000:]
+def ingest_web(running_suite: RunningSuite) -> ServiceProcess:
+    """The ingest web process the suite starts beside indicators' serve process (as `make demo` does)."""
+    return running_suite.suite.processes["indicators-web"]
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +80,9 @@ def flow(running_suite: RunningSuite, ingest_web: ServiceProcess) -> dict[str, s
     response = check_in_from_scanned_address(sign_in(portal, ACTIVE_STUDENT), presented.checkin_url)
     assert "You are checked in" in response.text
 
-    base = f"http://127.0.0.1:{ingest_web.port}"  # type: ignore[attr-defined]
-    auth = "Basic " + base64.b64encode(f"{SOURCE}:{SOURCE_KEY}".encode()).decode()
+    base = running_suite.config.indicators_ingest_url
+    credentials = f"{INGEST_SOURCE}:{running_suite.config.ingest_source_key}"
+    auth = "Basic " + base64.b64encode(credentials.encode()).decode()
     _active_id, active_name, active_email, _n = _person(running_suite, ACTIVE_STUDENT)
     _quiet_id, _quiet_name, _quiet_email, quiet_number = _person(running_suite, QUIET_STUDENT)
     now = datetime.now(UTC)
@@ -149,6 +139,34 @@ def test_every_source_reaches_indicators_by_pseudonym(running_suite: RunningSuit
     assert len(pseudonyms) == 2
 
 
+def test_a_check_in_marked_absent_by_staff_is_withdrawn_from_indicators(
+    running_suite: RunningSuite, flow: dict[str, str]
+) -> None:
+    indicators = running_suite.database("indicators")
+    session_id = flow["session_id"]
+    _eventually(lambda: _rows(indicators, "SELECT 1 FROM attendance WHERE session_id = %s", session_id))
+    [(pseudonym,)] = _rows(indicators, "SELECT student_pseudonym FROM attendance WHERE session_id = %s", session_id)
+    [(module_run_id,)] = _rows(
+        running_suite.database("checkin"), "SELECT module_run_id FROM teaching_sessions WHERE id = %s", session_id
+    )
+    portal = running_suite.config.portal_url
+    lecturer = sign_in(portal, "lecturer1")
+    path = f"{portal}/attendance/sessions/{session_id}?run={module_run_id}"
+    page = lecturer.get(path, timeout=10)
+    assert page.status_code == 200, page.text
+    marked = lecturer.post(
+        path,
+        data={"csrf_token": form_value(page.text, "csrf_token"), "reason": "NO_DEVICE", f"mark-{pseudonym}": "absent"},
+        timeout=30,
+    )
+    assert marked.status_code == 200, marked.text
+    # Checkin publishes AttendanceWithdrawn; indicators removes the mark and keeps the session as held.
+    _eventually(lambda: not _rows(indicators, "SELECT 1 FROM attendance WHERE session_id = %s", session_id))
+    assert _rows(
+        indicators, "SELECT student_pseudonym FROM attendance_withdrawals WHERE session_id = %s", session_id
+    ) == [(pseudonym,)]
+
+
 def test_the_serve_process_raises_a_flag_and_routes_the_case_to_the_tutor(
     running_suite: RunningSuite, flow: dict[str, str]
 ) -> None:
@@ -187,6 +205,27 @@ def test_the_serve_process_raises_a_flag_and_routes_the_case_to_the_tutor(
         )
     )
     assert [flag.rule for flag in summary.flags] == ["no_engagement"]
+    # The tutor records what they did, then closes the case with an outcome.
+    noted = stub.RecordCaseAction(
+        indicators_pb2.RecordCaseActionRequest(
+            actor_assertion=assertion,
+            case_id=case_id,
+            kind=indicators_pb2.CASE_ACTION_KIND_CONTACTED,
+            note="Phoned; will come to office hours.",
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    assert noted.case.history[-1].actor_person_id == tutor
+    closed = stub.RecordCaseAction(
+        indicators_pb2.RecordCaseActionRequest(
+            actor_assertion=assertion,
+            case_id=case_id,
+            kind=indicators_pb2.CASE_ACTION_KIND_CLOSE,
+            note="Back on track.",
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    assert closed.case.status == indicators_pb2.CASE_STATUS_CLOSED
     # A call without the portal's service credential is refused.
     with pytest.raises(grpc.RpcError) as refused:
         indicators_pb2_grpc.IndicatorsServiceStub(
@@ -203,6 +242,8 @@ def test_the_serve_process_raises_a_flag_and_routes_the_case_to_the_tutor(
     assert len(audited) >= 2
     published = {m.routing_key for m in running_suite.tap.drain() if m.producer == "indicators"}
     assert {"indicators.indicator_raised.v1", "indicators.case_updated.v1"} <= published
+    [(status, outcome)] = _rows(indicators, "SELECT status, outcome FROM cases WHERE case_id = %s", case_id)
+    assert (status, outcome) == ("closed", "Back on track.")
 
 
 def test_privacy_canaries_never_reach_indicators(

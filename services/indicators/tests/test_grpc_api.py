@@ -4,7 +4,6 @@ every answer filtered by identity's decision, and every read (and refusal) audit
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
 
 import grpc
 import psycopg
@@ -15,51 +14,22 @@ from tend.identity.v1 import identity_pb2
 from tend.indicators.v1 import indicators_pb2, indicators_pb2_grpc
 
 from services.indicators.tests.fake_identity import FakeIdentity
-from services.indicators.tests.histories import CONFIG, OPTIONS, RUN
-from tend_common.grpc_server import GrpcServer, start_grpc_server
-from tend_indicators.access import IdentityVisibility, assertion_verifier
+from services.indicators.tests.grpc_harness import TUTOR, audit_records, code_of, serving
+from services.indicators.tests.histories import RUN
 from tend_indicators.directory import IdentityDirectory
-from tend_indicators.grpc_api import SERVICE_NAME, IndicatorsServicer
-from tend_indicators.recompute import recompute
 
-TUTOR = "tutor-1"
 STRANGER = "stranger-1"
 ENGAGEMENT = identity_pb2.PURPOSE_ENGAGEMENT_SUPPORT
 VISA = identity_pb2.PURPOSE_VISA_COMPLIANCE
 COHORT = identity_pb2.PURPOSE_COHORT_PATTERNS
-NOW = datetime(2026, 2, 16, 12, tzinfo=UTC)
 
 
 @pytest.fixture
 def stub(
     pool: ConnectionPool, fake_identity: FakeIdentity, directory: IdentityDirectory, cohort: list[str]
 ) -> Iterator[indicators_pb2_grpc.IndicatorsServiceStub]:
-    assert fake_identity.target is not None
-    fake_identity.responsible["p_s00"] = [(TUTOR, "personal_tutor")]
-    recompute(pool, directory, CONFIG, OPTIONS, date(2026, 2, 13), now=NOW)
-    channel = grpc.insecure_channel(fake_identity.target)
-    servicer = IndicatorsServicer(
-        pool, assertion_verifier(channel), IdentityVisibility(channel), CONFIG, OPTIONS, clock=lambda: NOW
-    )
-    server: GrpcServer = start_grpc_server(
-        lambda s: indicators_pb2_grpc.add_IndicatorsServiceServicer_to_server(servicer, s), [SERVICE_NAME], 0
-    )
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as client:
-        yield indicators_pb2_grpc.IndicatorsServiceStub(client)
-    server.stop(0)
-    channel.close()
-
-
-def audit_records(dsn: str) -> list[audit_pb2.AuditEvent]:
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT body FROM outbox WHERE routing_key = 'audit.recorded.v1' ORDER BY id").fetchall()
-    return [audit_pb2.AuditEvent.FromString(bytes(row[0])) for row in rows]
-
-
-def code_of(call: object) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()  # type: ignore[operator]
-    return raised.value.code()
+    with serving(pool, fake_identity, directory) as client:
+        yield client
 
 
 def test_a_tutor_sees_their_tutees_case_and_the_read_is_audited(

@@ -17,6 +17,8 @@ from tend_testing.processes import ServiceProcess, free_port
 
 BACK_END_SERVICES = ("identity", "checkin", "indicators", "notify", "audit")
 ALL_SERVICES = (*BACK_END_SERVICES, "portal")
+# The source name a demo or test sends data to indicators' ingest web process as.
+INGEST_SOURCE = "demo"
 
 
 def _new_service_keys() -> dict[str, str]:
@@ -35,15 +37,20 @@ class SuitePorts:
     audit_grpc: int
     portal_http: int
     metrics: Mapping[str, int] = field(default_factory=dict)
+    # Indicators' ingest web process (xAPI statements, generic events, reference data).
+    indicators_http: int = 8003
 
     @classmethod
     def free(cls) -> SuitePorts:
-        return cls(free_port(), free_port(), free_port(), free_port(), free_port(), free_port(), free_port())
+        return cls(
+            free_port(), free_port(), free_port(), free_port(), free_port(), free_port(), free_port(),
+            indicators_http=free_port(),
+        )  # fmt: skip
 
     @classmethod
     def standard(cls) -> SuitePorts:
         metrics = {"identity": 9101, "checkin": 9102, "indicators": 9103, "notify": 9104, "audit": 9105}
-        return cls(50051, 50052, 8001, 50053, 50054, 50055, 8000, metrics)
+        return cls(50051, 50052, 8001, 50053, 50054, 50055, 8000, metrics, indicators_http=8003)
 
     def grpc(self, service: str) -> int:
         port: int = getattr(self, f"{service}_grpc")
@@ -74,6 +81,15 @@ class SuiteConfig:
     @property
     def checkin_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.checkin_http}"
+
+    @property
+    def indicators_ingest_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.indicators_http}"
+
+    @property
+    def ingest_source_key(self) -> str:
+        """The key of the source "demo" on indicators' ingest web process (HTTP Basic: demo / this key)."""
+        return self.secret_key + "-ingest"
 
     def channel_as(self, caller: str, service: str) -> grpc.Channel:
         """A gRPC channel to `service` carrying `caller`'s service credential, as that service would open it."""
@@ -109,6 +125,15 @@ class SuiteConfig:
                     "PUBLIC_BASE_URL": self.checkin_url,
                     "PORTAL_BASE_URL": self.portal_url,
                     "SECRET_KEY": self.secret_key + "-checkin",
+                }
+            )
+        if service == "indicators":
+            env.update(
+                {
+                    "HTTP_PORT": str(ports.indicators_http),
+                    "SOURCE_CREDENTIALS": f"{INGEST_SOURCE}:{self.ingest_source_key}",
+                    "WEB_WORKERS": "1",
+                    "WEB_THREADS": "2",
                 }
             )
         if service == "portal":
@@ -169,6 +194,8 @@ class Suite:
             process = self._process(name, name, "serve").start().wait_grpc(ports.grpc(name))
         elif name == "checkin-web":
             process = self._process(name, "checkin", "web").start().wait_http(ports.checkin_http)
+        elif name == "indicators-web":
+            process = self._process(name, "indicators", "web").start().wait_http(ports.indicators_http)
         elif name == "portal":
             process = self._process(name, "portal", "web").start().wait_http(ports.portal_http)
         else:
@@ -178,7 +205,7 @@ class Suite:
 
     def start(self) -> Suite:
         # identity first: the others fetch its keys and ask it for decisions.
-        for name in ("identity", "audit", "indicators", "notify", "checkin", "checkin-web", "portal"):
+        for name in ("identity", "audit", "indicators", "indicators-web", "notify", "checkin", "checkin-web", "portal"):
             self.start_process(name)
         return self
 

@@ -60,6 +60,19 @@ def cases_for_staff(
         " ORDER BY c.updated_at DESC, c.case_id",
         (statuses, sorted(visible), person_id),
     ).fetchall()
+    return _cases(conn, cases)
+
+
+def case_by_id(conn: psycopg.Connection[Any], case_id: uuid.UUID) -> indicators_pb2.Case | None:
+    """One case, whoever it is routed to (the caller has checked the person may act for its student)."""
+    rows = conn.execute(
+        "SELECT case_id, student_pseudonym, status, opened_at, updated_at FROM cases WHERE case_id = %s", (case_id,)
+    ).fetchall()
+    found = _cases(conn, rows)
+    return found[0] if found else None
+
+
+def _cases(conn: psycopg.Connection[Any], cases: list[tuple[Any, ...]]) -> list[indicators_pb2.Case]:
     ids = [row[0] for row in cases]
     staff: dict[uuid.UUID, list[indicators_pb2.CaseStaff]] = defaultdict(list)
     for case_id, staff_id, relationship in conn.execute(
@@ -72,10 +85,20 @@ def cases_for_staff(
     ):
         flags[row[0]].append(_flag(row[1:]))
     history: dict[uuid.UUID, list[indicators_pb2.CaseEntry]] = defaultdict(list)
-    for case_id, at, flag_id, text in conn.execute(
-        "SELECT case_id, at, flag_id, text FROM case_entries WHERE case_id = ANY(%s) ORDER BY entry_id", (ids,)
+    for case_id, at, flag_id, text, person_id, enquiry in conn.execute(
+        "SELECT case_id, at, flag_id, text, person_id, enquiry_request_id FROM case_entries WHERE case_id = ANY(%s)"
+        " ORDER BY entry_id",
+        (ids,),
     ):
-        history[case_id].append(indicators_pb2.CaseEntry(at=timestamp(at), text=text, flag_id=str(flag_id or "")))
+        history[case_id].append(
+            indicators_pb2.CaseEntry(
+                at=timestamp(at),
+                text=text,
+                flag_id=str(flag_id or ""),
+                enquiry_request_id=enquiry or "",
+                actor_person_id=person_id or "",
+            )
+        )
     return [
         indicators_pb2.Case(
             case_id=str(case_id),

@@ -14,7 +14,8 @@ from tend.checkin.v1 import events_pb2
 
 from tend_common.messaging.consumer import Delivery, PoisonMessage
 from tend_common.messaging.inbox import claim_event
-from tend_indicators.ingest.records import CHANGED_CHANNEL
+from tend_indicators import engagement_resumed
+from tend_indicators.ingest.records import CHANGED_CHANNEL, DEFAULT_TIMEZONE
 
 ROUTING_KEY = "checkin.attendance_recorded.v1"
 Handler = Callable[[Delivery], None]
@@ -80,24 +81,36 @@ def parse_attendance(delivery: Delivery) -> AttendanceMark:
     )
 
 
-def store_attendance(cursor: psycopg.Cursor[Any], mark: AttendanceMark) -> bool:
-    """Stores the mark unless this event, or another mark for the same student and session, was stored before."""
+def store_attendance(
+    cursor: psycopg.Cursor[Any], mark: AttendanceMark, timezone: str = DEFAULT_TIMEZONE, now: datetime | None = None
+) -> bool:
+    """Stores the mark unless this event was applied before, or a withdrawal recorded at or after it (marks and
+    withdrawals travel on separate queues, in any order) says the student was not there. For a student and session
+    seen before, the later of the marks is kept, so a withdrawal between two marks removes only the first. Returns
+    whether anything changed."""
     if not claim_event(cursor, CONSUMER_NAME, mark.event_id):
         return False
     cursor.execute(
         "INSERT INTO attendance (session_id, student_pseudonym, module_run_id, session_starts_at, recorded_at,"
-        " source, event_id) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (
-            mark.session_id,
-            mark.student_pseudonym,
-            mark.module_run_id,
-            mark.session_starts_at,
-            mark.recorded_at,
-            mark.source,
-            mark.event_id,
-        ),
+        " source, event_id) SELECT %(session)s, %(pseudonym)s, %(run)s, %(starts)s, %(recorded)s, %(source)s,"
+        " %(event)s WHERE NOT EXISTS (SELECT 1 FROM attendance_withdrawals WHERE session_id = %(session)s"
+        " AND student_pseudonym = %(pseudonym)s AND withdrawn_at >= %(recorded)s)"
+        " ON CONFLICT (session_id, student_pseudonym) DO UPDATE SET recorded_at = EXCLUDED.recorded_at,"
+        " source = EXCLUDED.source, event_id = EXCLUDED.event_id WHERE attendance.recorded_at < EXCLUDED.recorded_at",
+        {
+            "session": mark.session_id,
+            "pseudonym": mark.student_pseudonym,
+            "run": mark.module_run_id,
+            "starts": mark.session_starts_at,
+            "recorded": mark.recorded_at,
+            "source": mark.source,
+            "event": mark.event_id,
+        },
     )
     stored = cursor.rowcount == 1
     if stored:
         cursor.execute(f"NOTIFY {CHANGED_CHANNEL}")
+        engagement_resumed.after_activity(
+            cursor, mark.student_pseudonym, mark.session_starts_at, timezone, now or datetime.now(UTC)
+        )
     return stored

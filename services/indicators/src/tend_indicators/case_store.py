@@ -53,10 +53,19 @@ def open_case(cursor: psycopg.Cursor[Any], pseudonym: str, now: datetime) -> tup
 
 
 def add_entry(
-    cursor: psycopg.Cursor[Any], case_id: uuid.UUID, text: str, now: datetime, flag_id: uuid.UUID | None = None
+    cursor: psycopg.Cursor[Any],
+    case_id: uuid.UUID,
+    text: str,
+    now: datetime,
+    flag_id: uuid.UUID | None = None,
+    person_id: str | None = None,
+    enquiry_request_id: str | None = None,
 ) -> None:
+    """A line of the case's history; `person_id` is the member of staff who wrote it, if one did."""
     cursor.execute(
-        "INSERT INTO case_entries (case_id, at, flag_id, text) VALUES (%s, %s, %s, %s)", (case_id, now, flag_id, text)
+        "INSERT INTO case_entries (case_id, at, flag_id, text, person_id, enquiry_request_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (case_id, now, flag_id, text, person_id, enquiry_request_id),
     )
     cursor.execute("UPDATE cases SET updated_at = %s WHERE case_id = %s", (now, case_id))
 

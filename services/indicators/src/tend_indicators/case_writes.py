@@ -25,6 +25,9 @@ from tend_indicators.case_store import StoredFlag
 from tend_indicators.directory import ResponsibleStaff
 
 CLOSED_TEXT = "Case closed: every flag was withdrawn before anyone acted on it."
+# Taken (for the transaction) by every writer that opens, closes or adds flags to cases: a recompute's writes and
+# staff actions take turns, so a case is never closed under a flag being added to it.
+CASE_WRITE_LOCK = 6_316_007
 
 
 @dataclass
@@ -53,6 +56,8 @@ class CaseWriter:
 
     @classmethod
     def load(cls, conn: psycopg.Connection[Any], now: datetime) -> CaseWriter:
+        """Reads the open cases; call inside the transaction `flush` writes in."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (CASE_WRITE_LOCK,))
         writer = cls(now)
         for case_id, pseudonym in conn.execute("SELECT case_id, student_pseudonym FROM cases WHERE status = 'open'"):
             case = OpenCase(case_id, pseudonym)
@@ -115,7 +120,17 @@ class CaseWriter:
     def withdraw(self, flag: StoredFlag, reason: str) -> None:
         case = self.by_id.get(flag.case_id)
         if case is None:
-            return  # a raised flag's case is always open; nothing to do if another writer got there first
+            # Staff closed the case with the flag standing: the flag is withdrawn and the closed case says so, but
+            # the case stays as staff left it.
+            self._withdrawals.append((self.now, reason, flag.flag_id))
+            self._entries.append((flag.case_id, self.now, flag.flag_id, f"Flag withdrawn: {reason}"))
+            self._touched.add(flag.case_id)
+            self._events.append(
+                events.indicator_withdrawn(
+                    flag.flag_id, flag.case_id, flag.pseudonym, flag.module_run_id, flag.rule, reason, self.now
+                )
+            )
+            return
         case.raised -= 1
         self._withdrawals.append((self.now, reason, flag.flag_id))
         self._entry(case, f"Flag withdrawn: {reason}", flag.flag_id)

@@ -17,7 +17,8 @@ from tend.notify.v1 import events_pb2, notify_pb2
 
 from tend_common.messaging.consumer import Delivery, PoisonMessage
 from tend_common.messaging.inbox import claim_event
-from tend_indicators import case_store
+from tend_indicators import case_store, engagement_resumed
+from tend_indicators.ingest.records import DEFAULT_TIMEZONE
 
 QUEUE_PURPOSE = "enquiry-status"
 DELIVERY_UPDATED = "notify.enquiry_delivery_updated.v1"
@@ -48,6 +49,9 @@ class CaseNote:
     case_id: uuid.UUID | None
     pseudonym: str
     text: str
+    request_id: str = ""
+    # When notify reported the enquiry sent; None for other statuses and reminders.
+    sent_at: datetime | None = None
 
 
 def parse(delivery: Delivery) -> CaseNote:
@@ -57,6 +61,8 @@ def parse(delivery: Delivery) -> CaseNote:
         if delivery.routing_key == DELIVERY_UPDATED:
             update = events_pb2.EnquiryDeliveryUpdated.FromString(delivery.body)
             meta, case_id, pseudonym = update.meta, update.case_id, update.student_pseudonym
+            request_id = update.request_id
+            sent = update.status == notify_pb2.DELIVERY_STATUS_SENT
             text = _STATUS_TEXT.get(update.status)
             if text is None:
                 raise PoisonMessage(f"unknown delivery status {update.status}")
@@ -65,6 +71,7 @@ def parse(delivery: Delivery) -> CaseNote:
         elif delivery.routing_key == REMINDER_DUE:
             reminder = events_pb2.ReminderDue.FromString(delivery.body)
             meta, case_id, pseudonym = reminder.meta, reminder.case_id, reminder.student_pseudonym
+            request_id, sent = reminder.request_id, False
             text = _STAGE_TEXT.get(reminder.stage, "")
             if not text:
                 raise PoisonMessage(f"unknown follow-up stage {reminder.stage}")
@@ -78,27 +85,40 @@ def parse(delivery: Delivery) -> CaseNote:
         case = uuid.UUID(case_id) if case_id else None
     except ValueError as exc:
         raise PoisonMessage("case_id is not a UUID") from exc
-    return CaseNote(delivery.event_id, case, pseudonym, text)
+    sent_at = None
+    if sent:
+        sent_at = meta.occurred_at.ToDatetime(tzinfo=UTC) if meta.HasField("occurred_at") else None
+        if sent_at is None:
+            raise PoisonMessage("a sent status without occurred_at")
+    return CaseNote(delivery.event_id, case, pseudonym, text, request_id, sent_at)
 
 
-def apply(cursor: psycopg.Cursor[Any], note: CaseNote, now: datetime) -> bool:
+def apply(cursor: psycopg.Cursor[Any], note: CaseNote, now: datetime, timezone: str = DEFAULT_TIMEZONE) -> bool:
     """Adds the note to its case once; an enquiry outside a case, or for a case not of this student, changes
-    nothing."""
+    nothing. A send is remembered, so that the student's next engagement is noted as engagement resumed (and
+    engagement already stored, dated after the send, is noted now)."""
     if not claim_event(cursor, CONSUMER_NAME, note.event_id) or note.case_id is None:
         return False
     cursor.execute("SELECT 1 FROM cases WHERE case_id = %s AND student_pseudonym = %s", (note.case_id, note.pseudonym))
     if cursor.fetchone() is None:
         return False
-    case_store.add_entry(cursor, note.case_id, note.text, now)
+    case_store.add_entry(cursor, note.case_id, note.text, now, enquiry_request_id=note.request_id or None)
+    if note.sent_at is not None and note.request_id:
+        cursor.execute(
+            "INSERT INTO case_enquiries (request_id, case_id, student_pseudonym, sent_at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (request_id) DO NOTHING",
+            (note.request_id, note.case_id, note.pseudonym, note.sent_at),
+        )
+        engagement_resumed.after_send(cursor, note.request_id, timezone, now)
     return True
 
 
 def handler(
-    pool: ConnectionPool, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    pool: ConnectionPool, timezone: str = DEFAULT_TIMEZONE, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> Callable[[Delivery], None]:
     def handle(delivery: Delivery) -> None:
         note = parse(delivery)
         with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            apply(cur, note, clock())
+            apply(cur, note, clock(), timezone)
 
     return handle

@@ -71,9 +71,13 @@ def case_updated(
     raised_flags: int,
     at: datetime,
     flag_id: uuid.UUID | None = None,
+    event_id: str | None = None,
+    request_id: str = "",
 ) -> OutgoingEvent:
+    """`event_id` when the fact determines it (so a repeat is the same event); `request_id` names what caused the
+    change when it is about a supportive enquiry (notify's request id) or a staff action (the caller's)."""
     message = events_pb2.CaseUpdated(
-        meta=new_meta(PRODUCER, occurred_at=at),
+        meta=new_meta(PRODUCER, event_id=event_id, request_id=request_id, occurred_at=at),
         case_id=str(case_id),
         student_pseudonym=pseudonym,
         change=change,  # type: ignore[arg-type]
@@ -95,6 +99,23 @@ def read_audit(
         subject=audit_events_pb2.Subject(kind=subject_kind, id=subject_id),
         purpose=purpose,
         outcome=audit_events_pb2.OUTCOME_ALLOWED if allowed else audit_events_pb2.OUTCOME_REFUSED,
+        origin_service=PRODUCER,
+    )
+    return envelope(message, AUDIT_RECORDED)
+
+
+def staff_action_audit(
+    actor_person_id: str, action: str, pseudonym: str, purpose: str, request_id: str, at: datetime
+) -> OutgoingEvent:
+    """The audit record of a member of staff acting on a student's case (allowed by identity first). The note itself
+    stays in the case: it is free text and may hold personal data."""
+    message = audit_events_pb2.AuditEvent(
+        meta=new_meta(PRODUCER, request_id=request_id, occurred_at=at),
+        actor=audit_events_pb2.Actor(kind=audit_events_pb2.ACTOR_KIND_PERSON, id=actor_person_id),
+        action=action,
+        subject=audit_events_pb2.Subject(kind="pseudonym", id=pseudonym),
+        purpose=purpose,
+        outcome=audit_events_pb2.OUTCOME_ALLOWED,
         origin_service=PRODUCER,
     )
     return envelope(message, AUDIT_RECORDED)

@@ -3,11 +3,16 @@
 Each call reads: authenticate the assertion, validate the request, ask identity which students the person may see
 for the purpose, build the answer, record the read in the audit outbox (committed before the answer is returned; if
 it cannot be, the read fails), then answer. A refusal is audited too.
+
+RecordCaseAction reads: validate the request, authenticate the assertion, ask identity whether the person may see
+the case's student individually for engagement support (the same question as for reading their case; refusals are
+audited), then record the action, its event and its audit record in one transaction, and answer with the case.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import NoReturn
@@ -19,7 +24,7 @@ from tend.indicators.v1 import indicators_pb2, indicators_pb2_grpc
 from tend_common.messaging.envelope import OutgoingEvent
 from tend_common.messaging.outbox import add_to_outbox
 from tend_common.tokens import InvalidToken, TokenVerifier
-from tend_indicators import answers, events
+from tend_indicators import answers, case_actions, events
 from tend_indicators.access import Detail, Purpose, Visibility, Visible, is_person_assertion
 from tend_indicators.ingest.fields import plain_id
 from tend_indicators.recompute import RecomputeOptions
@@ -37,7 +42,22 @@ _SUMMARY_PURPOSES = {
     indicators_pb2.SUMMARY_PURPOSE_VISA_COMPLIANCE: Purpose.VISA_COMPLIANCE,
 }
 
+_ACTION_KINDS = {
+    indicators_pb2.CASE_ACTION_KIND_NOTE: case_actions.ActionKind.NOTE,
+    indicators_pb2.CASE_ACTION_KIND_CONTACTED: case_actions.ActionKind.CONTACTED,
+    indicators_pb2.CASE_ACTION_KIND_REFERRED: case_actions.ActionKind.REFERRED,
+    indicators_pb2.CASE_ACTION_KIND_CLOSE: case_actions.ActionKind.CLOSE,
+}
+STAFF = "staff"
+
 Clock = Callable[[], datetime]
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def _utc_now() -> datetime:
@@ -150,11 +170,61 @@ class IndicatorsServicer(indicators_pb2_grpc.IndicatorsServiceServicer):
         self._audit([events.read_audit(actor, COHORT_ACTION, "module_run", module_run_id, words, True, now)], context)
         return patterns
 
+    def RecordCaseAction(
+        self, request: indicators_pb2.RecordCaseActionRequest, context: grpc.ServicerContext
+    ) -> indicators_pb2.RecordCaseActionResponse:
+        case_id = _uuid(request.case_id)
+        if case_id is None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "case_id must be a case's id (a UUID)")
+        kind = _ACTION_KINDS.get(request.kind)
+        if kind is None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "kind must be note, contacted, referred or close")
+        problem = case_actions.note_problem(request.note)
+        if problem is not None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem)
+        request_id = _uuid(request.request_id)
+        if request_id is None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "request_id must be a UUID chosen by the caller")
+        actor, kind_of_person = self._authenticate_person(request.actor_assertion, context)
+        with self._pool.connection() as conn:
+            pseudonym = case_actions.case_student(conn, case_id)
+        if pseudonym is None:
+            _abort(context, grpc.StatusCode.NOT_FOUND, "There is no such case.")
+        purpose = Purpose.ENGAGEMENT_SUPPORT
+        now = self._clock()
+        # Staff act on cases; a student sees their own engagement but does not act on their own case.
+        allowed = (
+            kind_of_person == STAFF
+            and pseudonym in self._visible(request.actor_assertion, purpose, "", context).pseudonyms
+        )
+        if not allowed:
+            self._audit(
+                [events.read_audit(actor, kind.audit_action, "pseudonym", pseudonym, purpose.words, False, now)],
+                context,
+            )
+            _abort(context, grpc.StatusCode.PERMISSION_DENIED, "You may not act on this student's case.")
+        action = case_actions.CaseAction(request_id, case_id, actor, kind, request.note)
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                case_actions.record(cur, action, pseudonym, now)
+        except case_actions.CaseClosed as exc:
+            _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except case_actions.RequestIdReused as exc:
+            _abort(context, grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        with self._pool.connection() as conn:
+            case = answers.case_by_id(conn, case_id)
+        assert case is not None  # cases are never deleted
+        return indicators_pb2.RecordCaseActionResponse(case=case)
+
     def _today(self, now: datetime) -> date:
         return answers.today(self._options.timezone, now)
 
     def _authenticate(self, assertion: str, context: grpc.ServicerContext) -> str:
         """The acting person's id from a valid assertion; UNAUTHENTICATED otherwise."""
+        return self._authenticate_person(assertion, context)[0]
+
+    def _authenticate_person(self, assertion: str, context: grpc.ServicerContext) -> tuple[str, str]:
+        """The acting person's id and kind ("staff" or "student") from a valid assertion."""
         try:
             claims = self._verifier.verify(assertion)
         except InvalidToken:
@@ -163,7 +233,7 @@ class IndicatorsServicer(indicators_pb2_grpc.IndicatorsServiceServicer):
             _abort(context, grpc.StatusCode.UNAVAILABLE, "identity is unavailable; try again")
         if not is_person_assertion(claims):
             _abort(context, grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid")
-        return str(claims["sub"])
+        return str(claims["sub"]), str(claims["kind"])
 
     def _visible(self, assertion: str, purpose: Purpose, module_run_id: str, context: grpc.ServicerContext) -> Visible:
         try:

@@ -135,7 +135,10 @@ def _runs(conn: psycopg.Connection[Any], params: dict[str, Any], default_institu
         run(run_id).assignments.append(Assignment(assignment_id, due.toordinal()))
     for session_id, run_id, starts_at in conn.execute(
         "SELECT session_id, module_run_id, starts_at FROM scheduled_sessions WHERE starts_at < %(end)s"
-        " UNION ALL SELECT session_id::text, min(module_run_id), min(session_starts_at) FROM attendance"
+        # Sessions seen only in attendance, or in a withdrawal (a student marked absent): they were held.
+        " UNION ALL SELECT session_id::text, min(module_run_id), min(session_starts_at) FROM"
+        " (SELECT session_id, module_run_id, session_starts_at FROM attendance UNION ALL"
+        "  SELECT session_id, module_run_id, session_starts_at FROM attendance_withdrawals) AS seen"
         " WHERE session_starts_at < %(end)s AND session_id::text NOT IN (SELECT session_id FROM scheduled_sessions)"
         " GROUP BY session_id",
         params,

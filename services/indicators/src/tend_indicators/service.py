@@ -1,6 +1,6 @@
-"""The service process (`tend-indicators serve`): the attendance consumer, the consumer of notify's enquiry status
-(lines of a case's history), the IndicatorsService gRPC API, the outbox relays (audit records; flag and case
-events), and the recompute loop."""
+"""The service process (`tend-indicators serve`): the consumers of checkin's attendance and its withdrawals, the
+consumer of notify's enquiry status (lines of a case's history), the IndicatorsService gRPC API, the outbox relays
+(audit records; flag and case events), and the recompute loop."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from tend_common.grpc_server import start_grpc_server
 from tend_common.messaging.consumer import Consumer, Delivery
 from tend_common.runtime import ServiceRuntime
 from tend_common.service_auth import MethodPolicy, ServiceAuthInterceptor, parse_trusted_services
-from tend_indicators import answers, attendance, enquiry_status
+from tend_indicators import answers, attendance, attendance_withdrawn, enquiry_status
 from tend_indicators.access import IdentityVisibility, assertion_verifier
 from tend_indicators.case_event_outbox import POLL_SECONDS as CASE_EVENT_POLL_SECONDS
 from tend_indicators.case_event_outbox import CaseEventRelay
 from tend_indicators.directory import IdentityDirectory
 from tend_indicators.grpc_api import SERVICE_NAME, IndicatorsServicer
 from tend_indicators.identity_channel import SERVICE, identity_channel
+from tend_indicators.ingest.records import DEFAULT_TIMEZONE
 from tend_indicators.recompute import RecomputeOptions, recompute
 from tend_indicators.recompute_loop import RecomputeLoop
 from tend_indicators.rules_config import load_rules_config
@@ -30,13 +31,13 @@ from tend_indicators.settings import Settings, require_service_key
 log = logging.getLogger(__name__)
 
 
-def attendance_handler(pool: ConnectionPool) -> attendance.Handler:
+def attendance_handler(pool: ConnectionPool, timezone: str = DEFAULT_TIMEZONE) -> attendance.Handler:
     """Applies each attendance event in its own transaction, committed before the consumer acknowledges it."""
 
     def handle(delivery: Delivery) -> None:
         mark = attendance.parse_attendance(delivery)
         with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            stored = attendance.store_attendance(cur, mark)
+            stored = attendance.store_attendance(cur, mark, timezone)
         log.debug("attendance applied", extra={"fields": {"event_id": mark.event_id, "stored": stored}})
 
     return handle
@@ -54,7 +55,7 @@ def recompute_options(settings: Settings) -> RecomputeOptions:
 METHOD_POLICY = MethodPolicy(
     {
         f"/{SERVICE_NAME}/{method}": frozenset({"portal"})
-        for method in ("ListCases", "GetEngagementSummary", "GetCohortPatterns")
+        for method in ("ListCases", "GetEngagementSummary", "GetCohortPatterns", "RecordCaseAction")
     }
 )
 
@@ -100,7 +101,16 @@ def serve(settings: Settings) -> None:
             runtime.topology,
             runtime.topology.queue("indicators", "attendance"),
             [attendance.ROUTING_KEY],
-            attendance_handler(pool),
+            attendance_handler(pool, settings.timezone),
+        )
+    )
+    runtime.start_consumer(
+        Consumer(
+            settings.amqp_url,
+            runtime.topology,
+            runtime.topology.queue("indicators", attendance_withdrawn.QUEUE_PURPOSE),
+            [attendance_withdrawn.ROUTING_KEY],
+            attendance_withdrawn.handler(pool),
         )
     )
     runtime.start_consumer(
@@ -109,7 +119,7 @@ def serve(settings: Settings) -> None:
             runtime.topology,
             runtime.topology.queue(SERVICE, enquiry_status.QUEUE_PURPOSE),
             list(enquiry_status.ROUTING_KEYS),
-            enquiry_status.handler(pool),
+            enquiry_status.handler(pool, settings.timezone),
         )
     )
     server = start_grpc_server(

@@ -6,11 +6,12 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
+from tend_indicators import engagement_resumed
 from tend_indicators.activity import SOURCE_BITS
 
 # serve listens for this and recomputes soon after new engagement arrives.
@@ -55,9 +56,9 @@ def stored_key(event_key: str) -> uuid.UUID:
 def store_records(
     cursor: psycopg.Cursor[Any], records: Sequence[EngagementRecord], timezone: str = DEFAULT_TIMEZONE
 ) -> int:
-    """Inserts the records whose event key is new, and adds them to the daily totals (days in `timezone`, the
-    institution's); returns how many were new. Runs inside the caller's transaction, so a batch is stored whole or
-    not at all."""
+    """Inserts the records whose event key is new, adds them to the daily totals (days in `timezone`, the
+    institution's), and notes any supportive enquiry they answer (engagement resumed); returns how many were new.
+    Runs inside the caller's transaction, so a batch is stored whole or not at all."""
     if not records:
         return 0
     cursor.execute(
@@ -96,4 +97,5 @@ def store_records(
     inserted = int(row[0]) if row else 0
     if inserted:
         cursor.execute(f"NOTIFY {CHANGED_CHANNEL}")
+        engagement_resumed.after_batch(cursor, "incoming_engagement", timezone, datetime.now(UTC))
     return inserted
