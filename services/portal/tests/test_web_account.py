@@ -124,10 +124,12 @@ def test_my_details_shows_the_name_and_roles(signed_in_staff: PortalBrowser, sta
     assert "personal tutor" in page
 
 
-def test_portal_asks_identity_for_a_checkin_assertion(signed_in_staff: PortalBrowser, identity: FakeIdentity) -> None:
+def test_portal_asks_identity_for_an_assertion_for_each_service_it_acts_towards(
+    signed_in_staff: PortalBrowser, identity: FakeIdentity
+) -> None:
     signed_in_staff.get("/")
 
-    assert identity.audiences_asked[-1] == ["checkin"]
+    assert sorted(identity.audiences_asked[-1]) == ["audit", "checkin", "indicators", "notify"]
 
 
 def test_sign_out_revokes_the_session(signed_in_staff: PortalBrowser, identity: FakeIdentity) -> None:

@@ -6,8 +6,14 @@ import dataclasses
 
 from flask import Flask, current_app
 
+from tend_portal.audit_client import AuditApi
 from tend_portal.clients import CheckinApi, IdentityApi
+from tend_portal.identity_admin_client import IdentityAdminApi
+from tend_portal.indicators_client import IndicatorsApi
+from tend_portal.notify_client import NotifyApi
 from tend_portal.settings import Settings
+from tend_portal.student_directory import StudentDirectory
+from tend_portal.timetable_client import TimetableApi
 
 _EXTENSION_KEY = "tend_portal"
 
@@ -17,6 +23,14 @@ class Portal:
     settings: Settings
     identity: IdentityApi
     checkin: CheckinApi
+    # Identity's sign-in by OpenID Connect, sign-out everywhere, break-glass and module management.
+    identity_admin: IdentityAdminApi
+    audit: AuditApi
+    timetable: TimetableApi
+    # Cases, engagement summaries and cohort patterns; supportive e-mails; students' names for the person asking.
+    indicators: IndicatorsApi
+    notify: NotifyApi
+    students: StudentDirectory
 
 
 def install(app: Flask, portal: Portal) -> None:

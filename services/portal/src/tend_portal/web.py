@@ -10,12 +10,31 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from tend_common.web import add_health_routes, add_security_headers, protect_against_csrf
-from tend_portal import views_account, views_checkin_token, views_corrections, views_preferences, views_teaching
+from tend_portal import (
+    views_account,
+    views_audit,
+    views_break_glass,
+    views_cases,
+    views_checkin_token,
+    views_corrections,
+    views_enquiries,
+    views_my_engagement,
+    views_oidc,
+    views_preferences,
+    views_teaching,
+    views_timetable,
+)
+from tend_portal.audit_client import AuditApi, AuditClient
 from tend_portal.auth import CurrentSession, SignInRequired, clear_session_cookie
 from tend_portal.clients import CheckinApi, CheckinClient, IdentityApi, IdentityClient, ServiceCallError
 from tend_portal.context import Portal, install
+from tend_portal.identity_admin_client import IdentityAdminApi, IdentityAdminClient
+from tend_portal.indicators_client import IndicatorsApi, IndicatorsClient
+from tend_portal.notify_client import NotifyApi, NotifyClient
 from tend_portal.redirects import local_path
 from tend_portal.settings import Settings, load
+from tend_portal.student_directory import IdentityStudentDirectory, StudentDirectory
+from tend_portal.timetable_client import TimetableApi, TimetableClient
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +42,28 @@ _SESSION_COOKIE_FOR_CSRF = "tend_portal_csrf"
 
 
 def create_app(
-    settings: Settings | None = None, identity: IdentityApi | None = None, checkin: CheckinApi | None = None
+    settings: Settings | None = None,
+    identity: IdentityApi | None = None,
+    checkin: CheckinApi | None = None,
+    *,
+    indicators: IndicatorsApi | None = None,
+    notify: NotifyApi | None = None,
+    students: StudentDirectory | None = None,
+    identity_admin: IdentityAdminApi | None = None,
+    audit: AuditApi | None = None,
+    timetable: TimetableApi | None = None,
 ) -> Flask:
     """Builds the app. Settings come from the environment and clients from the settings unless given."""
     settings = settings or load()
     identity = identity or IdentityClient(settings.identity_target, settings.grpc_timeout_seconds, settings.service_key)
     checkin = checkin or CheckinClient(settings.checkin_target, settings.grpc_timeout_seconds, settings.service_key)
+    timeout, key = settings.grpc_timeout_seconds, settings.service_key
+    indicators = indicators or IndicatorsClient(settings.indicators_target, timeout, key)
+    notify = notify or NotifyClient(settings.notify_target, timeout, key)
+    students = students or IdentityStudentDirectory(settings.identity_target, timeout, key)
+    identity_admin = identity_admin or IdentityAdminClient(settings.identity_target, timeout, key)
+    audit = audit or AuditClient(settings.audit_target, timeout, key)
+    timetable = timetable or TimetableClient(settings.checkin_target, timeout, key)
 
     app = Flask(__name__)
     app.config.update(
@@ -39,7 +74,20 @@ def create_app(
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         MAX_CONTENT_LENGTH=64 * 1024,
     )
-    install(app, Portal(settings=settings, identity=identity, checkin=checkin))
+    install(
+        app,
+        Portal(
+            settings=settings,
+            identity=identity,
+            checkin=checkin,
+            indicators=indicators,
+            notify=notify,
+            students=students,
+            identity_admin=identity_admin,
+            audit=audit,
+            timetable=timetable,
+        ),
+    )
 
     add_health_routes(app, {"identity": identity.check_health, "checkin": checkin.check_health})
     add_security_headers(app)
@@ -49,12 +97,25 @@ def create_app(
     app.register_blueprint(views_checkin_token.blueprint)
     app.register_blueprint(views_preferences.blueprint)
     app.register_blueprint(views_corrections.blueprint)
+    app.register_blueprint(views_cases.blueprint)
+    app.register_blueprint(views_enquiries.blueprint)
+    app.register_blueprint(views_my_engagement.blueprint)
+    app.register_blueprint(views_oidc.blueprint)
+    app.register_blueprint(views_audit.blueprint)
+    app.register_blueprint(views_break_glass.blueprint)
+    app.register_blueprint(views_timetable.blueprint)
     _add_error_pages(app)
 
     @app.context_processor
     def page_context() -> dict[str, object]:
-        # Only whether someone is signed in (for the account menu); never who.
-        return {"signed_in": isinstance(g.get("current_session"), CurrentSession)}
+        # Only whether someone is signed in, and whether as staff or student (for the menu); never who.
+        current = g.get("current_session")
+        signed_in = isinstance(current, CurrentSession)
+        return {
+            "signed_in": signed_in,
+            "signed_in_as_staff": signed_in and current.session.person.is_staff,
+            "signed_in_as_student": signed_in and current.session.person.is_student,
+        }
 
     return app
 

@@ -1,0 +1,194 @@
+"""Identity's calls behind the sign-in by OpenID Connect, "sign out everywhere", break-glass and module pages.
+
+Kept apart from clients.py so these pages add files rather than change shared ones; failures map to the same
+ServiceCallError messages, never echoing remote details. Identity decides every right; the portal only asks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from tend.identity.v1 import identity_pb2, identity_pb2_grpc
+
+from tend_common.service_auth import channel_to
+from tend_portal.clients import ServiceCallError, SignedIn, _datetime, _optional_datetime, _person, _translate
+
+
+class OidcNotConfigured(ServiceCallError):
+    """Identity has no OpenID Connect provider configured (FAILED_PRECONDITION)."""
+
+    message = "Signing in with your institution's account is not available. Sign in with your Tend password."
+    http_status = 503
+
+
+@dataclasses.dataclass(frozen=True)
+class OidcStart:
+    authorization_url: str
+    state: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BreakGlassGrant:
+    grant_id: str
+    staff_person_id: str
+    student_person_id: str
+    reason: str
+    granted_at: datetime
+    expires_at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Module:
+    module_id: str
+    school_id: str
+    code: str
+    title: str
+    deleted: bool
+
+
+class IdentityAdminApi(Protocol):
+    def start_oidc_sign_in(self, redirect_uri: str) -> OidcStart: ...
+    def finish_oidc_sign_in(self, state: str, code: str) -> SignedIn: ...
+    def sign_out_everywhere(self, session_token: str) -> int: ...
+    def pseudonyms_of_student_numbers(self, student_numbers: Sequence[str]) -> dict[str, str]: ...
+    def request_break_glass(self, actor_assertion: str, student: str, reason: str) -> BreakGlassGrant: ...
+    def list_break_glass_grants(self, actor_assertion: str, since: datetime | None) -> list[BreakGlassGrant]: ...
+    def create_module(self, actor_assertion: str, school_id: str, code: str, title: str) -> Module: ...
+    def update_module(self, actor_assertion: str, module_id: str, title: str) -> Module: ...
+    def delete_module(self, actor_assertion: str, module_id: str) -> Module: ...
+    def restore_module(self, actor_assertion: str, module_id: str) -> Module: ...
+
+
+def _grant(message: identity_pb2.BreakGlassGrant) -> BreakGlassGrant:
+    return BreakGlassGrant(
+        grant_id=message.grant_id,
+        staff_person_id=message.staff_person_id,
+        student_person_id=message.student_person_id,
+        reason=message.reason,
+        granted_at=_datetime(message.granted_at),
+        expires_at=_datetime(message.expires_at),
+    )
+
+
+def _module(message: identity_pb2.Module) -> Module:
+    return Module(
+        module_id=message.module_id,
+        school_id=message.school_id,
+        code=message.code,
+        title=message.title,
+        deleted=message.deleted,
+    )
+
+
+class IdentityAdminClient:
+    """Identity's gRPC service, for the calls above. The channel connects lazily and reconnects on its own."""
+
+    def __init__(self, target: str, timeout_seconds: float = 5.0, service_key: str = "") -> None:
+        self._channel = channel_to(target, "identity", "portal", service_key)
+        self._stub = identity_pb2_grpc.IdentityServiceStub(self._channel)
+        self._timeout = timeout_seconds
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def start_oidc_sign_in(self, redirect_uri: str) -> OidcStart:
+        request = identity_pb2.StartOidcSignInRequest(redirect_uri=redirect_uri)
+        try:
+            response = self._stub.StartOidcSignIn(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNIMPLEMENTED):
+                raise OidcNotConfigured("StartOidcSignIn", exc.code().name) from None
+            raise _translate("StartOidcSignIn", exc) from None
+        return OidcStart(authorization_url=response.authorization_url, state=response.state)
+
+    def finish_oidc_sign_in(self, state: str, code: str) -> SignedIn:
+        request = identity_pb2.FinishOidcSignInRequest(state=state, code=code)
+        try:
+            response = self._stub.FinishOidcSignIn(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNIMPLEMENTED):
+                raise OidcNotConfigured("FinishOidcSignIn", exc.code().name) from None
+            raise _translate("FinishOidcSignIn", exc) from None
+        return SignedIn(
+            session_token=response.session_token,
+            person=_person(response.person),
+            expires_at=_optional_datetime(response.expires_at),
+        )
+
+    def sign_out_everywhere(self, session_token: str) -> int:
+        request = identity_pb2.SignOutEverywhereRequest(session_token=session_token)
+        try:
+            response = self._stub.SignOutEverywhere(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _translate("SignOutEverywhere", exc) from None
+        return int(response.revoked)
+
+    def pseudonyms_of_student_numbers(self, student_numbers: Sequence[str]) -> dict[str, str]:
+        """Student number to pseudonym, for the numbers identity knows; unknown numbers are absent."""
+        request = identity_pb2.MapToPseudonymsRequest(
+            kind=identity_pb2.IDENTIFIER_KIND_STUDENT_NUMBER, identifiers=list(student_numbers)
+        )
+        try:
+            response = self._stub.MapToPseudonyms(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _translate("MapToPseudonyms", exc) from None
+        return dict(response.pseudonyms)
+
+    def request_break_glass(self, actor_assertion: str, student: str, reason: str) -> BreakGlassGrant:
+        request = identity_pb2.RequestBreakGlassRequest(actor_assertion=actor_assertion, student=student, reason=reason)
+        try:
+            response = self._stub.RequestBreakGlass(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _translate("RequestBreakGlass", exc) from None
+        return _grant(response.grant)
+
+    def list_break_glass_grants(self, actor_assertion: str, since: datetime | None) -> list[BreakGlassGrant]:
+        request = identity_pb2.ListBreakGlassGrantsRequest(actor_assertion=actor_assertion)
+        if since is not None:
+            stamp = Timestamp()
+            stamp.FromDatetime(since)
+            request.since.CopyFrom(stamp)
+        try:
+            response = self._stub.ListBreakGlassGrants(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _translate("ListBreakGlassGrants", exc) from None
+        return [_grant(grant) for grant in response.grants]
+
+    def create_module(self, actor_assertion: str, school_id: str, code: str, title: str) -> Module:
+        request = identity_pb2.CreateModuleRequest(
+            actor_assertion=actor_assertion, school_id=school_id, code=code, title=title
+        )
+        try:
+            response = self._stub.CreateModule(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _translate("CreateModule", exc) from None
+        return _module(response.module)
+
+    def update_module(self, actor_assertion: str, module_id: str, title: str) -> Module:
+        request = identity_pb2.UpdateModuleRequest(actor_assertion=actor_assertion, module_id=module_id, title=title)
+        try:
+            response = self._stub.UpdateModule(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _translate("UpdateModule", exc) from None
+        return _module(response.module)
+
+    def delete_module(self, actor_assertion: str, module_id: str) -> Module:
+        request = identity_pb2.ModuleActionRequest(actor_assertion=actor_assertion, module_id=module_id)
+        try:
+            response = self._stub.DeleteModule(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _translate("DeleteModule", exc) from None
+        return _module(response.module)
+
+    def restore_module(self, actor_assertion: str, module_id: str) -> Module:
+        request = identity_pb2.ModuleActionRequest(actor_assertion=actor_assertion, module_id=module_id)
+        try:
+            response = self._stub.RestoreModule(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _translate("RestoreModule", exc) from None
+        return _module(response.module)
