@@ -39,7 +39,8 @@ TUTEE_NAME = "Tess Canary-5e7"
 OWN = "p_student1"  # the signed-in student's own pseudonym
 CASE_ID = str(uuid.uuid4())
 CLOSED_CASE_ID = str(uuid.uuid4())
-HIDDEN_CASE_ID = str(uuid.uuid4())  # routed to the staff member, but identity no longer lets them see the student
+# Routed to the staff member, but identity stopped letting them see the student between GetCase and the summary.
+HIDDEN_CASE_ID = str(uuid.uuid4())
 HIDDEN = "p_hidden22"
 SENTENCE = "No engagement recorded from any source for 15 consecutive term days since 1 Oct, against a threshold of 14."
 WITHDRAWN = "Missed the assignment Essay 1, due 3 Oct."
@@ -72,6 +73,7 @@ class CaseIndicators(indicators_pb2_grpc.IndicatorsServiceServicer):
         self.actions: list[indicators_pb2.RecordCaseActionRequest] = []
         self.recorded: dict[str, indicators_pb2.CaseEntry] = {}
         self.list_requests: list[indicators_pb2.ListCasesRequest] = []
+        self.get_requests: list[indicators_pb2.GetCaseRequest] = []
         self.summary_requests: list[indicators_pb2.GetEngagementSummaryRequest] = []
         self._lock = threading.Lock()
 
@@ -110,6 +112,21 @@ class CaseIndicators(indicators_pb2_grpc.IndicatorsServiceServicer):
         if request.include_closed:
             cases.append(self._case(CLOSED_CASE_ID, TUTEE, indicators_pb2.CASE_STATUS_CLOSED))
         return indicators_pb2.ListCasesResponse(cases=cases)
+
+    def GetCase(
+        self, request: indicators_pb2.GetCaseRequest, context: grpc.ServicerContext
+    ) -> indicators_pb2.GetCaseResponse:
+        self.get_requests.append(request)
+        cases = {
+            CASE_ID: (TUTEE, indicators_pb2.CASE_STATUS_OPEN),
+            HIDDEN_CASE_ID: (HIDDEN, indicators_pb2.CASE_STATUS_OPEN),
+            CLOSED_CASE_ID: (TUTEE, indicators_pb2.CASE_STATUS_CLOSED),
+        }
+        if request.actor_assertion != assertion_for(STAFF, "indicators") or request.case_id not in cases:
+            # As indicators answers: one NOT_FOUND for "no such case" and "not yours".
+            abort(context, grpc.StatusCode.NOT_FOUND, REFUSAL_DETAIL)
+        pseudonym, status = cases[request.case_id]
+        return indicators_pb2.GetCaseResponse(case=self._case(request.case_id, pseudonym, status))
 
     def GetEngagementSummary(
         self, request: indicators_pb2.GetEngagementSummaryRequest, context: grpc.ServicerContext
@@ -464,11 +481,31 @@ def test_the_case_page_shows_summary_flags_evidence_history_and_actions(
     assert summary.actor_assertion == assertion_for(STAFF, "indicators")
     assert summary.student_pseudonym == TUTEE
     assert summary.purpose == indicators_pb2.SUMMARY_PURPOSE_ENGAGEMENT_SUPPORT
+    # The one case is asked for by id (audited for its student only), never by listing all the person's cases.
+    assert [(r.actor_assertion, r.case_id) for r in indicators.get_requests] == [
+        (assertion_for(STAFF, "indicators"), CASE_ID)
+    ]
+    assert indicators.list_requests == []
 
 
-def test_a_case_not_routed_to_me_is_not_found(signed_in_staff: PortalBrowser) -> None:
-    assert signed_in_staff.get(f"/cases/{uuid.uuid4()}").status_code == 404
+def test_a_closed_case_is_shown_as_closed(signed_in_staff: PortalBrowser, indicators: CaseIndicators) -> None:
+    response = signed_in_staff.get(f"/cases/{CLOSED_CASE_ID}")
+    assert response.status_code == 200
+    assert "Case closed" in _text(response)
+    assert [r.case_id for r in indicators.get_requests] == [CLOSED_CASE_ID]
+
+
+def test_a_case_not_routed_to_me_is_not_found(signed_in_staff: PortalBrowser, indicators: CaseIndicators) -> None:
+    unknown = str(uuid.uuid4())
+    response = signed_in_staff.get(f"/cases/{unknown}")
+    assert response.status_code == 404
+    assert "We could not find that case among the cases routed to you." in _text(response)
+    assert REFUSAL_DETAIL not in _text(response)
+    assert signed_in_staff.get(f"/cases/{unknown}/enquiry").status_code == 404
+    assert [r.case_id for r in indicators.get_requests] == [unknown, unknown]
     assert signed_in_staff.get("/cases/not-a-case").status_code == 404
+    assert len(indicators.get_requests) == 2  # a malformed id is not even asked about
+    assert indicators.list_requests == []
 
 
 def test_a_refused_summary_shows_the_no_access_page_and_nothing_about_the_student(
@@ -538,7 +575,7 @@ def test_an_action_without_the_csrf_token_is_refused(
 
 
 def test_writing_to_the_student_previews_the_template_for_this_student_and_sender(
-    signed_in_staff: PortalBrowser,
+    signed_in_staff: PortalBrowser, indicators: CaseIndicators
 ) -> None:
     response = signed_in_staff.get(f"{CASE_PATH}/enquiry")
     page = _text(response)
@@ -548,6 +585,8 @@ def test_writing_to_the_student_previews_the_template_for_this_student_and_sende
     assert "Dear Tess," in page
     assert STAFF_NAME in page
     uuid.UUID(_hidden(page, "request_id"))
+    assert [r.case_id for r in indicators.get_requests] == [CASE_ID]
+    assert indicators.list_requests == []
 
 
 def test_an_edited_text_notify_refuses_is_kept_and_the_reason_shown(

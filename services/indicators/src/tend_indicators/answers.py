@@ -63,6 +63,17 @@ def cases_for_staff(
     return _cases(conn, cases)
 
 
+def case_routing(conn: psycopg.Connection[Any], case_id: uuid.UUID, person_id: str) -> tuple[str, bool] | None:
+    """The case's student and whether the case is routed to the person; None if there is no such case."""
+    row = conn.execute(
+        "SELECT c.student_pseudonym,"
+        " EXISTS (SELECT 1 FROM case_staff s WHERE s.case_id = c.case_id AND s.person_id = %s)"
+        " FROM cases c WHERE c.case_id = %s",
+        (person_id, case_id),
+    ).fetchone()
+    return (str(row[0]), bool(row[1])) if row else None
+
+
 def case_by_id(conn: psycopg.Connection[Any], case_id: uuid.UUID) -> indicators_pb2.Case | None:
     """One case, whoever it is routed to (the caller has checked the person may act for its student)."""
     rows = conn.execute(

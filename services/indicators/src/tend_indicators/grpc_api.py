@@ -4,6 +4,9 @@ Each call reads: authenticate the assertion, validate the request, ask identity 
 for the purpose, build the answer, record the read in the audit outbox (committed before the answer is returned; if
 it cannot be, the read fails), then answer. A refusal is audited too.
 
+GetCase reads like ListCases for one case; a case that does not exist and one that is not the person's get the same
+NOT_FOUND (each refusal audited), so case ids cannot be probed.
+
 RecordCaseAction reads: validate the request, authenticate the assertion, ask identity whether the person may see
 the case's student individually for engagement support (the same question as for reading their case; refusals are
 audited), then record the action, its event and its audit record in one transaction, and answer with the case.
@@ -114,6 +117,38 @@ class IndicatorsServicer(indicators_pb2_grpc.IndicatorsServiceServicer):
             context,
         )
         return indicators_pb2.ListCasesResponse(cases=cases)
+
+    def GetCase(
+        self, request: indicators_pb2.GetCaseRequest, context: grpc.ServicerContext
+    ) -> indicators_pb2.GetCaseResponse:
+        case_id = _uuid(request.case_id)
+        if case_id is None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "case_id must be a case's id (a UUID)")
+        actor = self._authenticate(request.actor_assertion, context)
+        with self._pool.connection() as conn:
+            routing = answers.case_routing(conn, case_id, actor)
+        purpose = Purpose.ENGAGEMENT_SUPPORT
+        # The rule of ListCases: routed to the person, for a student identity lets them see for engagement support.
+        allowed = (
+            routing is not None
+            and routing[1]
+            and routing[0] in self._visible(request.actor_assertion, purpose, "", context).pseudonyms
+        )
+        now = self._clock()
+        if not allowed:
+            # Audited like any refusal; an id that names no case is recorded by id, so probing shows up too.
+            subject = ("pseudonym", routing[0]) if routing is not None else ("case", str(case_id))
+            self._audit([events.read_audit(actor, CASES_ACTION, *subject, purpose.words, False, now)], context)
+            # One answer for "no such case" and "not yours", so ids cannot be probed.
+            _abort(context, grpc.StatusCode.NOT_FOUND, "There is no such case among the cases routed to you.")
+        assert routing is not None
+        with self._pool.connection() as conn:
+            case = answers.case_by_id(conn, case_id)
+        assert case is not None  # cases are never deleted
+        self._audit(
+            [events.read_audit(actor, CASES_ACTION, "pseudonym", routing[0], purpose.words, True, now)], context
+        )
+        return indicators_pb2.GetCaseResponse(case=case)
 
     def GetEngagementSummary(
         self, request: indicators_pb2.GetEngagementSummaryRequest, context: grpc.ServicerContext

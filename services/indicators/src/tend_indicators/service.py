@@ -55,7 +55,7 @@ def recompute_options(settings: Settings) -> RecomputeOptions:
 METHOD_POLICY = MethodPolicy(
     {
         f"/{SERVICE_NAME}/{method}": frozenset({"portal"})
-        for method in ("ListCases", "GetEngagementSummary", "GetCohortPatterns", "RecordCaseAction")
+        for method in ("ListCases", "GetCase", "GetEngagementSummary", "GetCohortPatterns", "RecordCaseAction")
     }
 )
 

@@ -31,6 +31,9 @@ class Settings(ServiceSettings):
     source_credentials: tuple[str, ...] = ()
     # xAPI account home pages whose account names are the institution's user names; empty accepts any home page.
     xapi_account_home_pages: tuple[str, ...] = ()
+    # The xAPI account home page under which statements read back (GET) name their actor by pseudonym; Tend's own
+    # address at the institution.
+    xapi_pseudonym_home_page: str = "https://tend.invalid/pseudonyms"
     # The institution's time zone: engagement is counted per calendar day here.
     timezone: str = "Europe/London"
     # A JSON file of rule settings per institution and programme, with the term calendar; empty for the defaults.
@@ -58,6 +61,8 @@ class Settings(ServiceSettings):
             problems.append(f"{PREFIX}RECOMPUTE_INTERVAL_SECONDS: must be at least 1")
         if self.web_workers < 1 or self.web_threads < 1:
             problems.append(f"{PREFIX}WEB_WORKERS and {PREFIX}WEB_THREADS: must be at least 1")
+        if not self.xapi_pseudonym_home_page.startswith(("https://", "http://")):
+            problems.append(f"{PREFIX}XAPI_PSEUDONYM_HOME_PAGE: must be an http(s) address")
         if not 1 <= self.max_request_megabytes <= 512:
             problems.append(f"{PREFIX}MAX_REQUEST_MEGABYTES: must be between 1 and 512")
         try:

@@ -1,6 +1,8 @@
 """The xAPI statements resource (xAPI-Communication.md 2.1): PUT with ?statementId= and POST of one statement or a
-batch. Every response carries X-Experience-API-Version: 1.0.3. Reading statements back (GET) is not offered: Tend is
-not a learning record store, it takes statements in for engagement."""
+batch; GET of one statement by statementId or voidedStatementId, for the source that sent it (2.1.3), naming people by
+pseudonym only. Statement queries (filters, lists) are not offered: Tend is not a learning record store, it takes
+statements in for engagement. Every response carries X-Experience-API-Version: 1.0.3 and
+X-Experience-API-Consistent-Through."""
 
 from __future__ import annotations
 
@@ -8,18 +10,23 @@ import json
 import logging
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from tend_indicators.directory import DirectoryUnavailable
-from tend_indicators.ingest import xapi
+from tend_indicators.ingest import xapi, xapi_read
 from tend_indicators.ingest.problems import Problem, RejectedInput
 from tend_indicators.web_context import web_context
 
 log = logging.getLogger(__name__)
 
 VERSION_HEADER = "X-Experience-API-Version"
+CONSISTENT_THROUGH_HEADER = "X-Experience-API-Consistent-Through"
+# The parameters the single-statement form of GET allows besides the id (2.1.3.s2.b2), and their accepted values.
+_FORMATS = frozenset({"ids", "exact", "canonical"})
+_SINGLE_STATEMENT_EXTRAS = frozenset({"format", "attachments"})
 LRS_VERSION = "1.0.3"
 # 1.0 is read as 1.0.0 (xAPI-Communication.md 3.3); versions before 1.0.0 and from 1.1.0 on are refused.
 _ACCEPTED_VERSION = re.compile(r"1\.0(?:\.\d+)?")
@@ -30,6 +37,8 @@ blueprint = Blueprint("xapi", __name__)
 @blueprint.after_request
 def add_version(response: Response) -> Response:
     response.headers[VERSION_HEADER] = LRS_VERSION
+    # Statements are readable as soon as the request that stored them has been answered.
+    response.headers[CONSISTENT_THROUGH_HEADER] = datetime.now(UTC).isoformat(timespec="milliseconds")
     return response
 
 
@@ -44,10 +53,9 @@ def _refuse(rule: str, where: str = "request", status: int = 400) -> tuple[Respo
     return problem_response([Problem(where, "", rule)], status)
 
 
-@blueprint.route("/xapi/statements", methods=["POST", "PUT"])
-def statements() -> Any:
-    context = web_context()
-    source = context.sources.authenticate()
+def _source_and_version() -> str | tuple[Response, int]:
+    """The authenticated source, or the refusal: wrong credentials, or a missing or unsupported version header."""
+    source = web_context().sources.authenticate()
     if source is None:
         response, status = _refuse("authenticate with HTTP Basic: the source's name and key", status=401)
         response.headers["WWW-Authenticate"] = 'Basic realm="tend-indicators"'
@@ -57,6 +65,68 @@ def statements() -> Any:
         return _refuse(f"the {VERSION_HEADER} header is missing (send 1.0.3)", VERSION_HEADER)
     if not _ACCEPTED_VERSION.fullmatch(version.strip()):
         return _refuse(f"version {version[:20]!r} is not supported; this LRS accepts 1.0.x", VERSION_HEADER)
+    return source
+
+
+@blueprint.get("/xapi/statements")
+def get_statement() -> Any:
+    source = _source_and_version()
+    if isinstance(source, tuple):
+        return source
+    wanted = _single_statement_request()
+    if isinstance(wanted, tuple) and isinstance(wanted[0], Response):
+        return wanted
+    statement_id, voided = wanted
+    context = web_context()
+    with context.pool.connection() as conn:
+        found = xapi_read.find(conn, source, statement_id, voided)
+    if found is None:
+        parameter = "voidedStatementId" if voided else "statementId"
+        return _refuse(f"no statement with this id from this source{' was voided' if voided else ''}", parameter, 404)
+    response = jsonify(xapi_read.as_json(found, context.settings.xapi_pseudonym_home_page))
+    response.last_modified = found.stored_at
+    return response
+
+
+def _single_statement_request() -> tuple[uuid.UUID, bool] | tuple[Response, int]:
+    """The statement asked for and whether by voidedStatementId; a 400 naming the parameter otherwise."""
+    args = request.args
+    by_id, by_voided = args.get("statementId"), args.get("voidedStatementId")
+    if by_id is not None and by_voided is not None:
+        return _refuse("give statementId or voidedStatementId, not both", "voidedStatementId")
+    if by_id is None and by_voided is None:
+        named = next(iter(args), None)
+        if named is not None:
+            return _refuse(
+                f"the {named[:40]} parameter is not supported: only single statements can be read, by statementId or"
+                " voidedStatementId",
+                named[:40],
+            )
+        return _refuse("give statementId or voidedStatementId: statement queries are not supported", "statementId")
+    parameter = "statementId" if by_id is not None else "voidedStatementId"
+    other = next((name for name in args if name not in _SINGLE_STATEMENT_EXTRAS | {parameter}), None)
+    if other is not None:
+        return _refuse(f"the {other[:40]} parameter cannot be combined with {parameter}", other[:40])
+    if args.get("format", "exact") not in _FORMATS:
+        return _refuse("format must be ids, exact or canonical", "format")
+    attachments = args.get("attachments", "false")
+    if attachments == "true":
+        return _refuse("attachments=true is not supported: attachments are not kept", "attachments")
+    if attachments != "false":
+        return _refuse("attachments must be true or false", "attachments")
+    try:
+        statement_id = uuid.UUID(str(by_id if by_id is not None else by_voided))
+    except ValueError:
+        return _refuse(f"{parameter} is not a UUID", parameter)
+    return statement_id, by_voided is not None
+
+
+@blueprint.route("/xapi/statements", methods=["POST", "PUT"])
+def statements() -> Any:
+    context = web_context()
+    source = _source_and_version()
+    if isinstance(source, tuple):
+        return source
     if request.mimetype != "application/json":
         return _refuse(
             "the body must be application/json (multipart/mixed attachments are not accepted)", "Content-Type"

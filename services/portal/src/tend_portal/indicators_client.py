@@ -167,6 +167,7 @@ class CohortPatterns:
 
 class IndicatorsApi(Protocol):
     def list_cases(self, actor_assertion: str, include_closed: bool = False) -> list[Case]: ...
+    def get_case(self, actor_assertion: str, case_id: str) -> Case: ...
     def engagement_summary(self, actor_assertion: str, student_pseudonym: str) -> EngagementSummary: ...
     def cohort_patterns(self, actor_assertion: str, module_run_id: str) -> CohortPatterns: ...
     def record_case_action(self, actor_assertion: str, case_id: str, kind: str, note: str, request_id: str) -> Case: ...
@@ -242,6 +243,16 @@ class IndicatorsClient:
         except grpc.RpcError as exc:
             raise _translate("ListCases", exc) from None
         return [case_record(case) for case in response.cases]
+
+    def get_case(self, actor_assertion: str, case_id: str) -> Case:
+        """One of the person's cases, open or closed; NotFound when there is none or it is not theirs (indicators
+        does not tell the two apart)."""
+        request = indicators_pb2.GetCaseRequest(actor_assertion=actor_assertion, case_id=case_id)
+        try:
+            response = self._stub.GetCase(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _translate("GetCase", exc) from None
+        return case_record(response.case)
 
     def engagement_summary(self, actor_assertion: str, student_pseudonym: str) -> EngagementSummary:
         request = indicators_pb2.GetEngagementSummaryRequest(

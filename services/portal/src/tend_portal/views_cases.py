@@ -1,9 +1,9 @@
 """Staff pages about students who may need a supportive word: my cases, one case (the student's engagement summary,
 flags with their evidence, history, actions and supportive e-mails) and a module run's cohort patterns.
 
-The portal decides no access: indicators lists only the cases routed to the person for students identity lets them
-see, and refuses a summary otherwise (audited either way); names come from identity's ResolvePseudonyms for the
-person asking. A refusal is shown as a plain "you don't have access" page.
+The portal decides no access: indicators lists (and gives one by one) only the cases routed to the person for
+students identity lets them see, and refuses a summary otherwise (audited either way); names come from identity's
+ResolvePseudonyms for the person asking. A refusal is shown as a plain "you don't have access" page.
 """
 
 from __future__ import annotations
@@ -55,11 +55,12 @@ def no_access(what: str = "this student") -> Response:
 
 
 def find_case(assertion: str, case_id: str) -> Case:
-    """One of the person's cases (open or closed), as indicators lists them; 404 when it is not among them."""
-    for case in portal().indicators.list_cases(assertion, include_closed=True):
-        if case.case_id == case_id:
-            return case
-    abort(404, description="We could not find that case among the cases routed to you. It may have been moved.")
+    """One of the person's cases (open or closed); 404 when indicators says it is not among them. Indicators audits
+    the read of this one case only."""
+    try:
+        return portal().indicators.get_case(assertion, case_id)
+    except NotFound:
+        abort(404, description="We could not find that case among the cases routed to you. It may have been moved.")
 
 
 def student_name(assertion: str, pseudonym: str) -> str:

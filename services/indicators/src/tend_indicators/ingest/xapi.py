@@ -13,8 +13,10 @@
 
 The actor is mapped to a pseudonym through identity at the door (an account name as a user name, a mailto as an
 e-mail address). The statement itself is not kept: only its id, a fingerprint of its content (for conflicts), the
-pseudonym, and an engagement record (verb, activity id, time). Statements about actors identity does not know as
-students (staff, anonymous or mbox_sha1sum actors, Groups) are acknowledged and kept as ids only.
+pseudonym, the parts that name no one (verb id, time, the object's type and its id when an Activity or StatementRef)
+and an engagement record (verb, activity id, time); xapi_read.py rebuilds a statement from these for GET. Statements
+about actors identity does not know as students (staff, anonymous or mbox_sha1sum actors, Groups) are acknowledged
+and kept without an actor or engagement record.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class PreparedStatement:
     verb_id: str
     object_ref: str
     occurred_at: datetime
+    object_type: str
+    # The id of an Activity or StatementRef object (neither names anyone); None for Agents, Groups, SubStatements.
+    target_id: str | None
     # (kind, identifier) of the actor when it can name a student; None otherwise.
     actor: tuple[IdentifierKind, str] | None
     # Activity ids of the statement's context (course, module), to find its module run.
@@ -127,6 +132,14 @@ def _context_activity_ids(statement: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(ids)
 
 
+def _target_id(target: Mapping[str, Any], object_type: str) -> str | None:
+    if object_type == "Activity":
+        return str(target["id"])
+    if object_type == "StatementRef":
+        return str(uuid.UUID(target["id"]))  # canonical, so a voided statement is found by its id
+    return None
+
+
 def prepare(
     statements: Sequence[Any], home_pages: Sequence[str] = (), received_at: datetime | None = None
 ) -> list[PreparedStatement]:
@@ -176,6 +189,8 @@ def prepare(
                 # The object's id only when it is an activity: an Agent object's identifiers are personal data.
                 object_ref=target["id"] if object_type == "Activity" else object_type,
                 occurred_at=(occurred_at or now).astimezone(UTC),
+                object_type=object_type,
+                target_id=_target_id(target, object_type),
                 actor=_actor_identifier(statement["actor"], home_pages),
                 context_activities=_context_activity_ids(statement),
             )
@@ -231,10 +246,20 @@ def store(
         with conn.transaction(), conn.cursor() as cur:
             runs = _module_runs(cur, {a for p in new for a in p.context_activities})
             cur.executemany(
-                "INSERT INTO xapi_statements (statement_id, fingerprint, source, student_pseudonym, verb_id)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (statement_id) DO NOTHING",
+                "INSERT INTO xapi_statements (statement_id, fingerprint, source, student_pseudonym, verb_id,"
+                " occurred_at, object_type, object_ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (statement_id) DO NOTHING",
                 [
-                    (p.statement_id, p.fingerprint, source, pseudonyms.get(p.actor) if p.actor else None, p.verb_id)
+                    (
+                        p.statement_id,
+                        p.fingerprint,
+                        source,
+                        pseudonyms.get(p.actor) if p.actor else None,
+                        p.verb_id,
+                        p.occurred_at,
+                        p.object_type,
+                        p.target_id,
+                    )
                     for p in new
                 ],
             )
