@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from tend.audit.v1 import audit_pb2
 
-from tend_audit.service import METHOD_POLICY, SERVICE_NAME
+from tend_audit.grpc_api import SERVICE_NAME
+from tend_audit.service import METHOD_POLICY
 
 ALL_METHODS = [method.name for method in audit_pb2.DESCRIPTOR.services_by_name["AuditService"].methods]
 OTHER_SERVICES = ["identity", "checkin", "indicators", "notify"]
