@@ -1,10 +1,11 @@
 """Notify's figures: e-mails handed to a local SMTP server per second.
 
 - `notify.emails_per_s`: the sending stage alone. Enquiries are queued in the database as the intake queues them,
-  then a real `tend-notify serve` process sends them: its sending threads (16, each reusing one SMTP connection)
-  resolve the addresses through identity (a fake over real gRPC, in this process), render, record each attempt before
-  and after, and hand the messages to a local SMTP sink running as its own process (`tend-notify smtp-sink`). Counted
-  from the tenth message to the last, so start-up is left out. Target: at least 200 per second.
+  then a real `tend-notify serve` process sends them: its sending threads (16, each reusing one SMTP connection and
+  taking up to 8 due messages at a time) resolve the addresses through identity (a fake over real gRPC, in this
+  process), render, record each attempt before and after, and hand the messages to a local SMTP sink running as its
+  own process (`tend-notify smtp-sink`). Counted from the tenth message to the last, so start-up is left out.
+  Target: at least 200 per second.
 - `notify.end_to_end_per_s`: the whole path through a real `tend-notify serve` process: gRPC RequestEnquiry calls from
   16 threads, the outbox, the broker, the intake, the sending threads, the SMTP sink; from the first request to the
   last message received.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import tempfile
@@ -26,7 +28,7 @@ from psycopg_pool import ConnectionPool
 
 from bench.environment import BenchEnvironment, delete_queues
 from services.notify.tests.fake_identity import FakeIdentity
-from services.notify.tests.process_harness import NotifyProcess, mailbox, smtp_sink
+from services.notify.tests.process_harness import NotifyProcess, smtp_sink
 from tend_common.messaging.consumer import Delivery
 from tend_common.messaging.envelope import OutgoingEvent
 from tend_common.messaging.topology import Topology
@@ -40,7 +42,10 @@ THREADS = 16
 
 
 def _delivered(directory: Path) -> int:
-    return len(mailbox(directory))
+    """Messages the sink has written so far: counted by name, since the directory holds thousands by the last run
+    and this runs in the process that also serves the fake identity."""
+    with os.scandir(directory) as entries:
+        return sum(1 for entry in entries if entry.name.endswith(".eml"))
 
 
 def _wait_for(directory: Path, count: int, timeout: float = 300.0) -> float:
@@ -48,7 +53,8 @@ def _wait_for(directory: Path, count: int, timeout: float = 300.0) -> float:
     while _delivered(directory) < count:
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {_delivered(directory)} of {count} messages arrived")
-        time.sleep(0.02)
+        # Often enough for a figure within 1% at 200 per second, seldom enough not to take the CPU it measures.
+        time.sleep(0.05)
     return time.perf_counter()
 
 

@@ -124,14 +124,17 @@ class Notify:
         enquiry_handler(self.pool)(delivery_of(enquiry_requested(request)))
         return request
 
-    def step(self) -> bool:
+    def step(self) -> int:
+        """One step of a sending thread: how many messages it took (sent, held or failed)."""
         return self.dispatcher.dispatch_once(self.transport)
 
     def drain(self, limit: int = 50) -> int:
-        steps = 0
-        while steps < limit and self.step():
+        """Steps until nothing is due; how many messages were taken in all."""
+        steps = taken = 0
+        while steps < limit and (took := self.step()):
             steps += 1
-        return steps
+            taken += took
+        return taken
 
     def row(self, request_id: uuid.UUID) -> dict[str, Any]:
         with psycopg.connect(self.settings.database_url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:

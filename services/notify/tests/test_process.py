@@ -49,7 +49,7 @@ def test_serve_reports_healthy_and_stops_cleanly(
         assert process.terminate() == 0, process.read_log()
     with psycopg.connect(dsn) as conn:
         applied = [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
-    assert applied == ["0001_notify.sql", "tend_common/0000_outbox_and_inbox.sql"]
+    assert applied == ["0001_notify.sql", "0002_follow_up_stops.sql", "tend_common/0000_outbox_and_inbox.sql"]
 
 
 def test_serve_without_a_service_key_says_how_to_make_one() -> None:

@@ -313,3 +313,50 @@ def test_an_unexpected_failure_resolves_the_attempt_at_once(notify: Notify, afte
     assert [outcome for _n, _phase, outcome in _attempts(notify, request.request_id)] == [
         "uncertain" if after_hand_over else "deferred"
     ]
+
+
+class _StoppingAfterOne:
+    """Hands over the first message as a server accepting it would, then stops the process."""
+
+    def __init__(self, notify: Notify) -> None:
+        self._notify = notify
+        self.sent: list[OutgoingMail] = []
+
+    def send(self, mail: OutgoingMail, at_point_of_no_return: Callable[[], None]) -> SendOutcome:
+        at_point_of_no_return()
+        self.sent.append(mail)
+        self._notify.dispatcher.stop()
+        return SendOutcome("sent", 250)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_stopping_thread_takes_back_the_attempts_it_has_not_begun(notify: Notify) -> None:
+    requests = [notify.request() for _ in range(3)]
+    transport = _StoppingAfterOne(notify)
+    assert notify.dispatcher.dispatch_once(transport) == 3  # one batch: all three attempts recorded together
+    [sent] = transport.sent
+    rows = {r.request_id: notify.row(r.request_id) for r in requests}
+    assert sorted(row["status"] for row in rows.values()) == ["queued", "queued", "sent"]
+    for request in requests:
+        row = rows[request.request_id]
+        if sent.message_id == f"<{request.request_id}@example.ac.uk>":
+            assert _attempts(notify, request.request_id) == [(1, "data_sent", "sent")]
+        else:
+            # As if never taken: no attempt, no try counted, due at once, no status published beyond "queued".
+            assert (row["tries"], row["smtp_attempts"], row["body"] is not None) == (0, 0, True)
+            assert row["next_attempt_at"] <= notify.clock()
+            assert _attempts(notify, request.request_id) == []
+            assert _statuses(notify, request.request_id) == ["queued"]
+
+
+def test_a_batch_asks_identity_once_for_a_sender_it_needs_twice(notify: Notify) -> None:
+    other = notify.identity.add_student("Robin", "robin@students.example.ac.uk")
+    notify.identity.allow_enquiry(notify.sender, other)
+    notify.request()
+    notify.request(student_pseudonym=other)
+    assert notify.step() == 2
+    assert len(notify.transport.sent) == 2
+    asked = [(r.pseudonym or r.person_id) for r in notify.identity.contact_requests]
+    assert sorted(asked) == sorted([notify.student, other, notify.sender])

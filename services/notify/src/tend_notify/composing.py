@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import binascii
 import email.utils
+import re
 import secrets
 import uuid
 from datetime import datetime
@@ -35,10 +36,14 @@ def _single_line(value: str) -> str:
     return " ".join(value.split())
 
 
+# Something before and after the last "@"; no white space, angle brackets, quotes, commas, semicolons, non-ASCII.
+_ADDRESS = re.compile(r"[!-~]+@[!-~]+")
+_NOT_IN_ADDRESS = re.compile(r'[<>",;]')
+
+
 def _checked_address(address: str) -> str:
     address = address.strip()
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain or any(c.isspace() or c in '<>",;' for c in address) or not address.isascii():
+    if not _ADDRESS.fullmatch(address) or _NOT_IN_ADDRESS.search(address) or address.endswith("@"):
         raise AddressRejected("an address is malformed")
     return address
 
@@ -113,7 +118,7 @@ def compose(
     )
     return OutgoingMail(
         message_id=message_id(request_id, from_address),
-        mail_from=from_address,
+        mail_from=_checked_address(from_address),
         rcpt_to=_checked_address(to_address),
         data=data,
     )

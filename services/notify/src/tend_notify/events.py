@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from google.protobuf.message import DecodeError
+from tend.indicators.v1 import events_pb2 as indicators_events_pb2
 from tend.notify.v1 import events_pb2, notify_pb2
 
 from tend_common.messaging.consumer import Delivery, PoisonMessage
@@ -21,6 +22,8 @@ REMINDER_DUE = "notify.reminder_due.v1"
 # use this queue.
 CASE_STATUS_CONSUMER = ("indicators", "enquiry-status")
 CASE_STATUS_ROUTING_KEYS = (ENQUIRY_DELIVERY_UPDATED, REMINDER_DUE)
+# Indicators' case changes: some stop the follow-up reminders of the case's enquiries.
+CASE_UPDATED = "indicators.case_updated.v1"
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 
 # Event ids are derived from the fact, so that a repeat of the same fact is the same event downstream.
@@ -159,3 +162,28 @@ def reminder_due(
         enquiry_sent_at=timestamp(sent_at),
     )
     return envelope(message, REMINDER_DUE)
+
+
+@dataclass(frozen=True)
+class CaseUpdate:
+    """What notify reads of a CaseUpdated event: which case, what changed (a CaseChange value) and when."""
+
+    case_id: str
+    change: int
+    occurred_at: datetime | None
+
+
+def parse_case_updated(delivery: Delivery) -> CaseUpdate:
+    """Reads a CaseUpdated event; one that can never be applied is a PoisonMessage."""
+    if delivery.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise PoisonMessage(f"unsupported schema version {delivery.schema_version}")
+    try:
+        event = indicators_events_pb2.CaseUpdated.FromString(delivery.body)
+    except DecodeError as exc:
+        raise PoisonMessage("body is not a CaseUpdated message") from exc
+    if event.meta.event_id != delivery.event_id:
+        raise PoisonMessage("message id and event id differ")
+    if not event.case_id:
+        raise PoisonMessage("missing case_id")
+    occurred_at = event.meta.occurred_at.ToDatetime(tzinfo=UTC) if event.meta.HasField("occurred_at") else None
+    return CaseUpdate(case_id=event.case_id, change=event.change, occurred_at=occurred_at)

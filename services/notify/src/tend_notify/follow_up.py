@@ -124,7 +124,8 @@ def _lock_open(
 ) -> list[OpenEnquiry]:
     cur.execute(
         "SELECT request_id, student_pseudonym, case_id, sender_person_id, sent_at FROM follow_ups"
-        f" WHERE institution_id = %s AND answered_at IS NULL AND {stage_column} IS NULL AND sent_at <= %s"
+        f" WHERE institution_id = %s AND answered_at IS NULL AND stopped_at IS NULL AND {stage_column} IS NULL"
+        " AND sent_at <= %s"
         " ORDER BY request_id FOR UPDATE SKIP LOCKED",
         (institution_id, sent_before),
     )

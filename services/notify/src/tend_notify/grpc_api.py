@@ -20,7 +20,7 @@ from tend.notify.v1 import notify_pb2, notify_pb2_grpc
 
 from tend_common.messaging.envelope import timestamp
 from tend_common.tokens import InvalidToken, TokenVerifier
-from tend_notify import enquiries, message_store, resolutions, template_store
+from tend_notify import enquiries, follow_up_store, message_store, resolutions, template_store
 from tend_notify.access import SEND_ACTION, STUDENT, AccessChecker
 from tend_notify.contacts import SUPPORTIVE_ENQUIRY, ContactDirectory, ContactsUnavailable, ContactUnknown
 from tend_notify.content_rules import Problem
@@ -218,7 +218,8 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         self._authorise_for_enquiry(request.actor_assertion, request_id)
         with self._pool.connection() as conn:
             message = message_store.find_message(conn, request_id)
-        response = notify_pb2.GetEnquiryStatusResponse(request_id=str(request_id))
+            follow_up = follow_up_store.describe(conn, request_id)
+        response = notify_pb2.GetEnquiryStatusResponse(request_id=str(request_id), follow_up=follow_up)
         if message is None:
             response.status = notify_pb2.DELIVERY_STATUS_QUEUED
             return response

@@ -41,11 +41,11 @@ class RateLimiter:
         self._local: dict[str, int] = {}
         self._local_until = float("-inf")
 
-    def _count(self, key: str, ttl_seconds: int) -> int:
+    def _count(self, key: str, ttl_seconds: int, uses: int = 1) -> int:
         if self._client is not None and self._clock() >= self._local_until:
             try:
                 pipe = self._client.pipeline(transaction=False)
-                pipe.incr(key)
+                pipe.incrby(key, uses)
                 pipe.expire(key, ttl_seconds)
                 count, _ = pipe.execute()
                 return int(count)
@@ -55,7 +55,7 @@ class RateLimiter:
         with self._lock:
             if len(self._local) > 10_000:
                 self._local.clear()
-            self._local[key] = self._local.get(key, 0) + 1
+            self._local[key] = self._local.get(key, 0) + uses
             return self._local[key]
 
     def acquire(self, name: str, limit: int, window_seconds: int) -> float:
@@ -67,6 +67,15 @@ class RateLimiter:
         if count <= limit:
             return 0.0
         return (window + 1) * window_seconds - now
+
+    def acquire_up_to(self, name: str, limit: int, window_seconds: int, wanted: int) -> tuple[int, float]:
+        """Counts `wanted` uses of `name` in one round trip; returns how many are within the limit (the first ones)
+        and, when not all are, the seconds until the window ends (the others are then not allowed, though counted)."""
+        now = self._clock()
+        window = int(now // window_seconds)
+        count = self._count(f"{self._prefix}rate:{name}:{window}", window_seconds * 2, wanted)
+        allowed = max(0, min(wanted, limit - (count - wanted)))
+        return allowed, (0.0 if allowed == wanted else (window + 1) * window_seconds - now)
 
 
 def quiet_until(now: datetime, time_zone: str, start: time, end: time) -> datetime | None:

@@ -84,15 +84,14 @@ def find_message(conn: psycopg.Connection[Any], request_id: uuid.UUID) -> Messag
     return Message(*row) if row else None
 
 
-def lock_next_due(cursor: psycopg.Cursor[Any], now: datetime) -> Message | None:
-    """The message due longest, locked for this transaction; messages other threads hold are skipped."""
+def lock_due(cursor: psycopg.Cursor[Any], now: datetime, limit: int) -> list[Message]:
+    """Up to `limit` messages due longest, locked for this transaction; messages other threads hold are skipped."""
     cursor.execute(
         f"SELECT {_COLUMNS} FROM messages WHERE status IN ('queued', 'deferred') AND next_attempt_at <= %s"
-        " ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-        (now,),
+        " ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED",
+        (now, limit),
     )
-    row = cursor.fetchone()
-    return Message(*row) if row else None
+    return [Message(*row) for row in cursor.fetchall()]
 
 
 def lock_message(cursor: psycopg.Cursor[Any], request_id: uuid.UUID) -> Message | None:
@@ -142,28 +141,48 @@ def set_status(
         add_to_outbox(cursor, delivery_updated(change))
 
 
-def start_attempt(cursor: psycopg.Cursor[Any], message: Message, owner_key: int) -> int:
-    """Records an SMTP transaction before it starts: the message is 'sending' and the attempt has no outcome."""
-    attempt = message.smtp_attempts + 1
+def start_attempts(cursor: psycopg.Cursor[Any], messages: list[Message], owner_key: int) -> list[int]:
+    """Records SMTP transactions before they start, one statement for them all: each message is 'sending' and its
+    attempt has no outcome. Returns the attempt numbers, in the order of `messages`."""
+    attempts = [message.smtp_attempts + 1 for message in messages]
+    if messages:
+        cursor.execute(
+            "WITH started AS (INSERT INTO delivery_attempts (request_id, attempt, owner_key, phase)"
+            " SELECT request_id, attempt, %s, 'started'"
+            " FROM unnest(%s::uuid[], %s::integer[]) AS t (request_id, attempt)"
+            " RETURNING request_id, attempt)"
+            " UPDATE messages SET status = 'sending', tries = tries + 1, smtp_attempts = started.attempt,"
+            " updated_at = now() FROM started WHERE messages.request_id = started.request_id",
+            (owner_key, [message.request_id for message in messages], attempts),
+        )
+    return attempts
+
+
+def release_attempt(cursor: psycopg.Cursor[Any], message: Message, attempt: int) -> None:
+    """Takes back an attempt recorded but never begun (the process is stopping): the message is as it was before,
+    due again, as if never taken. Nothing happens if the attempt went further or was resolved elsewhere."""
     cursor.execute(
-        "WITH attempt AS (INSERT INTO delivery_attempts (request_id, attempt, owner_key, phase)"
-        " VALUES (%s, %s, %s, 'started') RETURNING request_id)"
-        " UPDATE messages SET status = 'sending', tries = tries + 1, smtp_attempts = %s, updated_at = now()"
-        " WHERE request_id = (SELECT request_id FROM attempt)",
-        (message.request_id, attempt, owner_key, attempt),
+        "WITH released AS (DELETE FROM delivery_attempts WHERE request_id = %s AND attempt = %s"
+        " AND phase = 'started' AND outcome IS NULL RETURNING request_id)"
+        " UPDATE messages SET status = %s, tries = %s, smtp_attempts = %s"
+        " WHERE request_id = (SELECT request_id FROM released) AND status = 'sending'",
+        (message.request_id, attempt, message.status, message.tries, message.smtp_attempts),
     )
-    return attempt
 
 
 def mark_data_sent(conn: psycopg.Connection[Any], request_id: uuid.UUID, attempt: int) -> bool:
     """Records, just before the final "." of DATA, that the message is being handed over. False when the attempt
     was already resolved by another process (this one was taken for dead): the caller must then not hand it over."""
-    row = conn.execute(
-        "UPDATE delivery_attempts SET phase = 'data_sent' WHERE request_id = %s AND attempt = %s AND outcome IS NULL"
-        " RETURNING attempt",
-        (request_id, attempt),
-    ).fetchone()
-    conn.commit()
+    # One statement committed on its own: in autocommit mode that is one round trip, not BEGIN, UPDATE, COMMIT.
+    conn.autocommit = True
+    try:
+        row = conn.execute(
+            "UPDATE delivery_attempts SET phase = 'data_sent'"
+            " WHERE request_id = %s AND attempt = %s AND outcome IS NULL RETURNING attempt",
+            (request_id, attempt),
+        ).fetchone()
+    finally:
+        conn.autocommit = False
     return row is not None
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from psycopg_pool import ConnectionPool
 
-from tend_notify import message_store
+from tend_notify import follow_up_store, message_store
 
 RESEND = "resend"
 CONFIRM_SENT = "confirm_sent"
@@ -33,12 +33,7 @@ def resolve_uncertain(pool: ConnectionPool, request_id: uuid.UUID, decision: str
             return "queued"
         if decision == CONFIRM_SENT:
             message_store.set_status(cur, message, "sent", "a person confirmed it was delivered")
-            cur.execute(
-                "INSERT INTO follow_ups (request_id, institution_id, student_pseudonym, case_id, sender_person_id,"
-                " sent_at) SELECT request_id, institution_id, student_pseudonym, case_id, sender_person_id, %s"
-                " FROM messages WHERE request_id = %s AND kind = 'enquiry' ON CONFLICT (request_id) DO NOTHING",
-                (now, request_id),
-            )
+            follow_up_store.start(cur, request_id, now)
             return "sent"
         message_store.set_status(cur, message, "failed", "a person decided not to send it")
         return "failed"

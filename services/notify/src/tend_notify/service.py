@@ -1,5 +1,6 @@
-"""The service process: the NotifyService API, the intake of EnquiryRequested, the sending threads, the outbox relay
-and the housekeeping (abandoned attempts, follow-ups), started in that dependency order and stopped in reverse."""
+"""The service process: the NotifyService API, the intake of EnquiryRequested, the consumer of indicators'
+CaseUpdated, the sending threads, the outbox relay and the housekeeping (abandoned attempts, follow-ups), started in
+that dependency order and stopped in reverse."""
 
 from __future__ import annotations
 
@@ -21,11 +22,17 @@ from tend_common.service_auth import (
     authenticated_channel,
     parse_trusted_services,
 )
-from tend_notify import follow_up, intake
+from tend_notify import case_updates, follow_up, intake
 from tend_notify.access import IdentityAccessChecker, assertion_verifier
 from tend_notify.contacts import IdentityContacts
 from tend_notify.dispatcher import Dispatcher, utc_now
-from tend_notify.events import CASE_STATUS_CONSUMER, CASE_STATUS_ROUTING_KEYS, ENQUIRY_REQUESTED, SERVICE
+from tend_notify.events import (
+    CASE_STATUS_CONSUMER,
+    CASE_STATUS_ROUTING_KEYS,
+    CASE_UPDATED,
+    ENQUIRY_REQUESTED,
+    SERVICE,
+)
 from tend_notify.grpc_api import SERVICE_NAME, NotifyServicer, register
 from tend_notify.guards import RateLimiter, redis_client
 from tend_notify.recovery import ProcessLease, recover_abandoned_attempts
@@ -136,6 +143,15 @@ def serve(settings: Settings) -> None:
             runtime.topology.queue(SERVICE, intake.QUEUE_PURPOSE),
             [ENQUIRY_REQUESTED],
             intake.enquiry_handler(pool, on_queued=dispatcher.wake),
+        )
+    )
+    runtime.start_consumer(
+        Consumer(
+            settings.amqp_url,
+            runtime.topology,
+            runtime.topology.queue(SERVICE, case_updates.QUEUE_PURPOSE),
+            [CASE_UPDATED],
+            case_updates.case_update_handler(pool),
         )
     )
     servicer = NotifyServicer(

@@ -52,6 +52,9 @@ class Settings(ServiceSettings):
     max_attempts: int = 10
     # How often an idle sending thread looks for due messages.
     dispatch_poll_seconds: float = 0.5
+    # Due messages a sending thread takes at a time: their attempts recorded together and their addresses asked of
+    # identity together, then each handed over (and its outcome recorded) one after the other.
+    dispatch_batch: int = 8
     # Enquiries a member of staff may request per hour, and e-mails notify sends per minute in all.
     sender_limit_per_hour: int = 30
     global_limit_per_minute: int = 1200
@@ -94,6 +97,7 @@ class Settings(ServiceSettings):
                 not 0 < self.retry_base_seconds <= self.retry_max_seconds,
                 f"{PREFIX}RETRY_BASE_SECONDS: must be above 0 and at most RETRY_MAX_SECONDS",
             ),
+            (not 1 <= self.dispatch_batch <= 100, f"{PREFIX}DISPATCH_BATCH: must be between 1 and 100"),
             (not 1 <= self.max_attempts <= 100, f"{PREFIX}MAX_ATTEMPTS: must be between 1 and 100"),
             (
                 self.sender_limit_per_hour < 1 or self.global_limit_per_minute < 1,

@@ -123,7 +123,7 @@ class SmtpTransport:
         except OSError as exc:  # smtplib's errors are OSErrors too
             return self._unreachable(exc)
         try:
-            code, reply = smtp.mail(mail.mail_from)
+            code, reply = _mail_from(smtp, mail)
         except OSError as exc:
             self._drop()
             if not reused:
@@ -139,7 +139,7 @@ class SmtpTransport:
     def _send_fresh(self, mail: OutgoingMail, at_point_of_no_return: Callable[[], None]) -> SendOutcome:
         try:
             smtp, _reused = self._connection()
-            code, reply = smtp.mail(mail.mail_from)
+            code, reply = _mail_from(smtp, mail)
         except OSError as exc:
             return self._unreachable(exc)
         return self._transaction(smtp, mail, code, reply, at_point_of_no_return)
@@ -159,7 +159,8 @@ class SmtpTransport:
         try:
             if code != 250:
                 return self._refused(smtp, code, reply, "the sender", FAILED)
-            code, reply = smtp.rcpt(mail.rcpt_to)
+            smtp.putcmd("rcpt", f"TO:<{mail.rcpt_to}>")
+            code, reply = smtp.getreply()
             if code not in (250, 251):
                 return self._refused(smtp, code, reply, "the recipient", BOUNCED)
             code, reply = smtp.docmd("DATA")
@@ -216,6 +217,13 @@ class SmtpTransport:
             with contextlib.suppress(OSError):
                 self._smtp.close()
             self._smtp = None
+
+
+def _mail_from(smtp: smtplib.SMTP, mail: OutgoingMail) -> tuple[int, bytes]:
+    """MAIL FROM, written directly: the addresses of an OutgoingMail are checked when it is composed (no spaces,
+    angle brackets or line breaks), and smtplib's own quoting parses each address again at some cost."""
+    smtp.putcmd("mail", f"FROM:<{mail.mail_from}>")
+    return smtp.getreply()
 
 
 def _as_bytes(value: bytes | str) -> bytes:
