@@ -57,11 +57,17 @@ def keyring(pool: ConnectionPool, settings: Settings) -> Keyring:
 
 
 @pytest.fixture
-def channel(demo_pool: ConnectionPool, keyring: Keyring, settings: Settings) -> Iterator[grpc.Channel]:
+def servicer(demo_pool: ConnectionPool, keyring: Keyring, settings: Settings) -> Iterator[IdentityServicer]:
+    """The servicer over the demo university, with its own audit writer and facts cache."""
+    servicer = IdentityServicer(demo_pool, keyring, settings)
+    yield servicer
+    servicer.close()
+
+
+@pytest.fixture
+def channel(servicer: IdentityServicer) -> Iterator[grpc.Channel]:
     """A channel to identity, serving the demo university from a real gRPC server on a free port."""
-    server = start_grpc_server(
-        register(IdentityServicer(demo_pool, keyring, settings)), [SERVICE_NAME], port=0, max_workers=4
-    )
+    server = start_grpc_server(register(servicer), [SERVICE_NAME], port=0, max_workers=4)
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         yield channel
     server.stop(grace_seconds=1.0)

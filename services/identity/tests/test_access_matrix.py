@@ -110,8 +110,13 @@ def university() -> MatrixUniversity:
 
 
 @pytest.fixture(scope="module")
-def matrix_pool(module_database_factory: DatabaseFactory, university: MatrixUniversity) -> Iterator[ConnectionPool]:
-    pool = open_pool(module_database_factory("tend_identity.migrations"), max_size=4, name="identity-matrix")
+def matrix_dsn(module_database_factory: DatabaseFactory) -> str:
+    return module_database_factory("tend_identity.migrations")
+
+
+@pytest.fixture(scope="module")
+def matrix_pool(matrix_dsn: str, university: MatrixUniversity) -> Iterator[ConnectionPool]:
+    pool = open_pool(matrix_dsn, max_size=4, name="identity-matrix")
     with pool.connection() as conn:
         university.graph.load(conn)
     yield pool
@@ -125,15 +130,15 @@ def matrix_keyring(matrix_pool: ConnectionPool) -> Keyring:
 
 @pytest.fixture(scope="module")
 def matrix_stub(
-    matrix_pool: ConnectionPool, matrix_keyring: Keyring
+    matrix_dsn: str, matrix_pool: ConnectionPool, matrix_keyring: Keyring
 ) -> Iterator[identity_pb2_grpc.IdentityServiceStub]:
-    settings = Settings(database_url="unused", grpc_port=0, metrics_port=0)
-    server = start_grpc_server(
-        register(IdentityServicer(matrix_pool, matrix_keyring, settings)), [SERVICE_NAME], port=0, max_workers=4
-    )
+    settings = Settings(database_url=matrix_dsn, grpc_port=0, metrics_port=0)
+    servicer = IdentityServicer(matrix_pool, matrix_keyring, settings)
+    server = start_grpc_server(register(servicer), [SERVICE_NAME], port=0, max_workers=4)
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         yield identity_pb2_grpc.IdentityServiceStub(channel)
     server.stop(grace_seconds=1.0)
+    servicer.close()
 
 
 def _assertion(keyring: Keyring, university: MatrixUniversity, relationship: str) -> str:

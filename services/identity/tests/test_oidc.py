@@ -45,10 +45,12 @@ def oidc_stub(demo_pool: ConnectionPool, identity_dsn: str, provider: OidcProvid
         oidc_redirect_uris=(REDIRECT_URI,),
     )
     keyring = Keyring(demo_pool, retired_kept=timedelta(hours=1))
-    server = start_grpc_server(register(IdentityServicer(demo_pool, keyring, settings)), [SERVICE_NAME], port=0)
+    servicer = IdentityServicer(demo_pool, keyring, settings)
+    server = start_grpc_server(register(servicer), [SERVICE_NAME], port=0)
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         yield identity_pb2_grpc.IdentityServiceStub(channel)
     server.stop(grace_seconds=1.0)
+    servicer.close()
 
 
 def _browser_at_provider(stub: Stub) -> tuple[str, str]:

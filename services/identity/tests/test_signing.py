@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -116,3 +118,19 @@ def test_the_keyring_finds_verification_keys_by_id(pool: ConnectionPool) -> None
     assert found is not None
     assert found.public_bytes_raw() == current.public_bytes
     assert keyring.verification_key("no-such-key") is None
+
+
+def test_a_key_id_first_seen_by_many_calls_at_once_is_found_by_all(pool: ConnectionPool) -> None:
+    signer = Keyring(pool, retired_kept=timedelta(hours=1))
+    kid = signer.current().kid
+    verifier = Keyring(pool, retired_kept=timedelta(hours=1))  # another process: nothing read yet
+    start = threading.Barrier(16)
+
+    def look_up(_: int) -> bool:
+        start.wait()
+        return verifier.verification_key(kid) is not None
+
+    with ThreadPoolExecutor(max_workers=16) as callers:
+        found = list(callers.map(look_up, range(16)))
+
+    assert found == [True] * 16

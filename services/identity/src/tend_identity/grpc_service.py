@@ -38,6 +38,9 @@ from tend_identity import (
     sessions,
 )
 from tend_identity.assertions import InvalidAssertion, VerifiedAssertions, issue_assertion
+from tend_identity.audit_writer import AuditNotRecorded, AuditWriter
+from tend_identity.facts import CachedFacts
+from tend_identity.facts_cache import FactsCache
 from tend_identity.grpc_messages import (
     DETAILS,
     IDENTIFIER_KINDS,
@@ -152,6 +155,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         settings: Settings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         oidc: OidcSignIn | None = None,
+        audit_writer: AuditWriter | None = None,
+        facts_cache: FactsCache | None = None,
     ) -> None:
         self._pool = pool
         self._keyring = keyring
@@ -159,17 +164,40 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self._clock = clock
         self._assertions = VerifiedAssertions(keyring)
         self._oidc = oidc or OidcSignIn(settings)
+        # Started here unless given (the server gives them, to stop them in its own order); close() stops these.
+        self._owned: list[AuditWriter | FactsCache] = []
+        if audit_writer is None:
+            audit_writer = AuditWriter(settings.database_url, settings.audit_wait_seconds).start()
+            self._owned.append(audit_writer)
+        if facts_cache is None:
+            facts_cache = FactsCache(settings.database_url).start()
+            self._owned.append(facts_cache)
+        self._audit_writer = audit_writer
+        self._facts_cache = facts_cache
+
+    def close(self) -> None:
+        """Stops the audit writer and the facts cache this servicer started itself."""
+        for part in reversed(self._owned):
+            part.stop()
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def _transaction(self, changes_facts: bool = False) -> Iterator[Connection]:
         """A connection whose transaction commits even when the domain refuses (Refused), so that the refusal's
-        audit record is kept; the refusal then ends the call with its plain-language message."""
+        audit record is kept; the refusal then ends the call with its plain-language message.
+
+        `changes_facts`: the transaction may change what decisions read (a break-glass grant, a module), so this
+        process's facts cache is dropped before the call is answered. Other processes drop theirs on the commit's
+        notification; this makes the change visible to the very next decision here without waiting for it."""
         refusal: Refused | None = None
-        with self._pool.connection() as conn:
-            try:
-                yield conn
-            except Refused as refused:
-                refusal = refused
+        try:
+            with self._pool.connection() as conn:
+                try:
+                    yield conn
+                except Refused as refused:
+                    refusal = refused
+        finally:
+            if changes_facts:
+                self._facts_cache.invalidate()
         if isinstance(refusal, NotFoundError):
             raise RpcFailure(grpc.StatusCode.NOT_FOUND, str(refusal))
         if isinstance(refusal, modules.ModuleCodeTaken):
@@ -349,17 +377,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         purpose_kind = _purpose(request.data_purpose, required=False)
         actor = self._actor(request.actor_assertion)
         resource = Resource(kind=request.resource.kind, id=request.resource.id)
-        with self._pool.connection() as conn:
-            decision = decisions.check_access(
-                conn,
+        try:
+            decision = decisions.answer_access_question(
+                CachedFacts(self._facts_cache, self._pool, self._clock()),
+                self._audit_writer,
                 actor,
                 request.action,
                 resource,
                 request.purpose,
                 _request_id(context),
                 purpose_kind,
-                self._clock(),
             )
+        except AuditNotRecorded:
+            raise RpcFailure(grpc.StatusCode.UNAVAILABLE, "the decision could not be recorded; ask again") from None
         ACCESS_DECISIONS.labels("allowed" if decision.allowed else "refused", decision.rule).inc()
         return identity_pb2.CheckAccessResponse(allowed=decision.allowed, reason=decision.reason, rule=decision.rule)
 
@@ -508,7 +538,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "a student id or pseudonym is required")
         actor = self._actor(request.actor_assertion)
         lifetime = timedelta(minutes=self._settings.break_glass_minutes)
-        with self._transaction() as conn:
+        with self._transaction(changes_facts=True) as conn:
             grant = break_glass.request_break_glass(
                 conn, actor, request.student, reason, self._clock(), lifetime, _request_id(context)
             )
@@ -535,7 +565,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "a module code of capital letters, digits and dashes")
         title = _title(request.title)
         actor = self._actor(request.actor_assertion)
-        with self._transaction() as conn:
+        with self._transaction(changes_facts=True) as conn:
             module = modules.create_module(
                 conn, actor, school_id, request.code, title, self._clock(), _request_id(context)
             )
@@ -548,7 +578,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         module_id = _uuid(request.module_id, "the module")
         title = _title(request.title)
         actor = self._actor(request.actor_assertion)
-        with self._transaction() as conn:
+        with self._transaction(changes_facts=True) as conn:
             module = modules.update_module(conn, actor, module_id, title, self._clock(), _request_id(context))
         return identity_pb2.ModuleResponse(module=module_message(module))
 
@@ -558,7 +588,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> identity_pb2.ModuleResponse:
         module_id = _uuid(request.module_id, "the module")
         actor = self._actor(request.actor_assertion)
-        with self._transaction() as conn:
+        with self._transaction(changes_facts=True) as conn:
             module = modules.delete_module(conn, actor, module_id, self._clock(), _request_id(context))
         return identity_pb2.ModuleResponse(module=module_message(module))
 
@@ -568,7 +598,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> identity_pb2.ModuleResponse:
         module_id = _uuid(request.module_id, "the module")
         actor = self._actor(request.actor_assertion)
-        with self._transaction() as conn:
+        with self._transaction(changes_facts=True) as conn:
             module = modules.restore_module(conn, actor, module_id, self._clock(), _request_id(context))
         return identity_pb2.ModuleResponse(module=module_message(module))
 

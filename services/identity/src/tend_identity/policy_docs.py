@@ -37,6 +37,56 @@ class Column:
     inside: bool = True
 
 
+# How CheckAccess decides and records (not generated from the policy: the design, kept with the page it explains).
+DECISIONS_SECTION = """## How a decision is made and recorded
+
+A CheckAccess call goes: validate the request; check the calling service's credential (verified once, then cached
+until it expires); verify the person's assertion (verified once, then cached by digest until it expires); decide
+from the organisation facts (below); commit the decision's audit record; answer. The decision is made on the
+person's rights, never the calling service's.
+
+**Every decision, allowed or refused, is answered only after its audit record is committed.** Of the two designs
+considered, group commit for every decision was chosen over answering allowed decisions at once and recording them
+afterwards. An allowed answer is what lets a service go on to show a student's data: recorded afterwards, a crash
+between the answer and the record would leave an access with no trail, and "no audit record, no decision" would hold
+for refusals only. One rule for both outcomes is also one rule to test. With group commit the wait is one commit
+shared by every decision made at that moment (under a millisecond here on a quiet machine), so answering early would
+have bought little.
+
+- Group commit (`audit_writer.py`): a decision finding no commit under way commits its record itself, with every
+  record queued by then, as one INSERT into the outbox on the writer's own connection; decisions arriving meanwhile
+  queue and the first to find the commit finished commits the queue. Alone, a decision pays one INSERT in its own
+  thread; under load one INSERT serves many decisions and their WAL flushes are shared.
+- A record that fails, or is not committed within `TEND_IDENTITY_AUDIT_WAIT_SECONDS` (default 5; the INSERT is
+  cancelled after as long), fails the call with UNAVAILABLE ("the decision could not be recorded; ask again"): never
+  an answer without its record. A late record may still be committed, so the trail may hold a decision nobody
+  heard, never the reverse.
+- The outbox relay is woken at most every 50 ms instead of by each commit (each wake costs it a transaction); it
+  publishes the committed records that much later.
+- Decisions that go with a change (module management, break-glass requests) are recorded in the change's own
+  transaction, as before; so are reads of personal data (ResolvePseudonyms, GetContactDetails, ListVisibleStudents),
+  which are recorded before the data is returned and fail if the record cannot be made.
+
+**Organisation facts are cached** (`facts_cache.py`), since the same people ask about the same resources again and
+again: the relationships a person holds to a resource, a person's unexpired break-glass grants (checked against the
+clock on every decision, so a grant ends when it expires), and which person a known pseudonym names.
+
+- Triggers on every table a decision reads (migration `0003_facts_changed.sql`) notify on commit, whoever commits:
+  the importer, another identity process. Each identity process listens and drops its whole cache on every
+  notification. Its own changes (break-glass, modules) drop its cache before the call that made them is answered.
+- A value read while a notification arrives is not kept. While the listening connection is down nothing is served
+  from the cache and every decision reads the database; the cache is emptied when listening resumes. Every entry
+  is also dropped after 60 seconds, whatever happens.
+- So a change made elsewhere takes effect once its notification reaches the process, normally well under a
+  millisecond after its commit, not at the instant of the commit. (An assertion, for comparison, stays valid for
+  five minutes after its person signs out.)
+
+The debug log line of a decision is not even built unless debug logging is on. Measure with
+`make bench` (`identity.decisions_per_s`, `identity.decision_p99_ms`); the metrics
+`tend_identity_audit_batch_records` and `tend_identity_facts_cache_total` show the batching and the cache at work.
+"""
+
+
 def _has_outside(relationship: policy.Relationship, resource_kind: str) -> bool:
     """Whether any resource of the kind lies outside the relationship (some relationships reach every one)."""
     if resource_kind == "audit_log":
@@ -164,6 +214,7 @@ def render() -> str:
             [[f"`{r.name}`", *(expected(r, column) for column in chunk)] for r in policy.RELATIONSHIPS],
         )
         lines.append("")
+    lines.append(DECISIONS_SECTION)
     return "\n".join(lines)
 
 

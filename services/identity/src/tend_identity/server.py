@@ -17,7 +17,9 @@ from tend_common.messaging.topology import Topology
 from tend_common.metrics import start_metrics_endpoint
 from tend_common.service_auth import RefusalRecorder, server_interceptors
 from tend_identity import SERVICE, audit_events
+from tend_identity.audit_writer import AuditWriter
 from tend_identity.callers import METHOD_POLICY
+from tend_identity.facts_cache import FactsCache
 from tend_identity.grpc_service import SERVICE_NAME, IdentityServicer, register
 from tend_identity.model import Resource
 from tend_identity.settings import Settings
@@ -57,7 +59,12 @@ def serve(settings: Settings) -> None:
 
     keyring = Keyring(pool, retired_kept=timedelta(seconds=settings.longest_token_ttl_seconds))
     keyring.current()  # creates the first key now rather than on the first request
-    servicer = IdentityServicer(pool, keyring, settings)
+    # Stopped after the gRPC server (calls in flight get their records committed), before the relay.
+    audit_writer = AuditWriter(settings.database_url, settings.audit_wait_seconds).start()
+    shutdown.on_stop("audit writer", audit_writer.stop)
+    facts_cache = FactsCache(settings.database_url).start()
+    shutdown.on_stop("facts cache", facts_cache.stop)
+    servicer = IdentityServicer(pool, keyring, settings, audit_writer=audit_writer, facts_cache=facts_cache)
     interceptors = server_interceptors(
         SERVICE, settings.trusted_services, METHOD_POLICY, on_refusal=refused_call_recorder(pool)
     )

@@ -27,6 +27,8 @@ class Settings(ServiceSettings):
     session_ttl_seconds: int = 28800
     # The academic year whose key makes the pseudonyms in check-in tokens.
     academic_year: str = "2026/27"
+    # How long an access decision waits for its audit record to be committed before failing unanswered.
+    audit_wait_seconds: float = 5.0
     # Below this many students an aggregate is suppressed.
     minimum_cohort_size: int = 10
     # How long a break-glass grant is honoured.
@@ -48,6 +50,7 @@ class Settings(ServiceSettings):
                 "session_ttl_seconds",
                 "minimum_cohort_size",
                 "break_glass_minutes",
+                "audit_wait_seconds",
             )
             if getattr(self, name) <= 0
         ]

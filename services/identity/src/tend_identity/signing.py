@@ -90,6 +90,7 @@ class Keyring:
         self._cache_seconds = cache_seconds
         self._miss_refresh_seconds = miss_refresh_seconds
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._current: SigningKey | None = None
         self._current_read_at = float("-inf")
         self._verification_keys: dict[str, Ed25519PublicKey] = {}
@@ -118,16 +119,26 @@ class Keyring:
 
     def verification_key(self, kid: str) -> Ed25519PublicKey | None:
         """The public key for `kid` if it is published, else None."""
+        asked_at = time.monotonic()
         with self._lock:
             key = self._verification_keys.get(kid)
-            age = time.monotonic() - self._verification_read_at
-            fresh_enough = age < self._cache_seconds if key is not None else age < self._miss_refresh_seconds
-            if fresh_enough:
+            seen = self._verification_read_at
+            if asked_at - seen < (self._cache_seconds if key is not None else self._miss_refresh_seconds):
                 return key
-            self._verification_read_at = time.monotonic()
-        keys = {k.kid: Ed25519PublicKey.from_public_bytes(k.public_key) for k in self.published()}
-        with self._lock:
-            self._verification_keys = keys
+        # One thread re-reads; the others asking meanwhile wait for its answer rather than take the stale one (a
+        # key id first seen by several calls at once would otherwise be refused to all but one of them).
+        with self._refresh_lock:
+            with self._lock:
+                if self._verification_read_at != seen:
+                    key = self._verification_keys.get(kid)
+                    # Another thread re-read meanwhile: its answer stands, a miss for as long as any miss does.
+                    if key is not None or time.monotonic() - self._verification_read_at < self._miss_refresh_seconds:
+                        return key
+            started = time.monotonic()
+            keys = {k.kid: Ed25519PublicKey.from_public_bytes(k.public_key) for k in self.published()}
+            with self._lock:
+                self._verification_keys = keys
+                self._verification_read_at = started
         return keys.get(kid)
 
     def rotate(self) -> SigningKey:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -26,6 +27,32 @@ def add_to_outbox(cursor: psycopg.Cursor[Any], event: OutgoingEvent) -> None:
         " ON CONFLICT (event_id) DO NOTHING",
         (event.event_id, event.routing_key, event.type_name, event.schema_version, event.body),
     )
+    cursor.execute(f"NOTIFY {_CHANNEL}")
+
+
+def add_all_to_outbox(cursor: psycopg.Cursor[Any], events: Sequence[OutgoingEvent], notify: bool = True) -> None:
+    """add_to_outbox for many events in one statement (a group commit's batch). Without `notify` the relay is not
+    woken: it finds the events on its next poll, or on the next wake_relay."""
+    if not events:
+        return
+    cursor.execute(
+        "INSERT INTO outbox (event_id, routing_key, type_name, schema_version, body)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::bytea[])"
+        " ON CONFLICT (event_id) DO NOTHING",
+        (
+            [event.event_id for event in events],
+            [event.routing_key for event in events],
+            [event.type_name for event in events],
+            [event.schema_version for event in events],
+            [event.body for event in events],
+        ),
+    )
+    if notify:
+        wake_relay(cursor)
+
+
+def wake_relay(cursor: psycopg.Cursor[Any]) -> None:
+    """Wakes the relay (on commit) to publish what the outbox holds."""
     cursor.execute(f"NOTIFY {_CHANNEL}")
 
 

@@ -183,3 +183,14 @@ def institution_roles(conn: Connection, actor_id: uuid.UUID) -> frozenset[str]:
         "SELECT role FROM role_assignments WHERE person_id = %s AND scope_kind = 'institution'", (actor_id,)
     ).fetchall()
     return frozenset(row[0] for row in rows)
+
+
+def break_glass_grants(
+    conn: Connection, actor_id: uuid.UUID, now: datetime
+) -> tuple[tuple[uuid.UUID, datetime, datetime], ...]:
+    """The person's break-glass grants not yet expired at `now`: (student, granted at, expires at)."""
+    rows = conn.execute(
+        "SELECT student_id, granted_at, expires_at FROM break_glass_grants WHERE person_id = %s AND expires_at > %s",
+        (actor_id, now),
+    ).fetchall()
+    return tuple((row[0], row[1], row[2]) for row in rows)
