@@ -184,7 +184,7 @@ class FakeIdentity(identity_pb2_grpc.IdentityServiceServicer):
     ListVisibleStudents = ResolvePseudonyms = MapToPseudonyms = ListResponsibleStaff = _not_used_by_the_portal
     GetContactDetails = SignOutEverywhere = StartOidcSignIn = FinishOidcSignIn = _not_used_by_the_portal
     RequestBreakGlass = ListBreakGlassGrants = CreateModule = UpdateModule = _not_used_by_the_portal
-    DeleteModule = RestoreModule = _not_used_by_the_portal
+    DeleteModule = RestoreModule = FindPerson = ListModules = _not_used_by_the_portal
 
     def ListTeachingModuleRuns(
         self, request: identity_pb2.ListTeachingModuleRunsRequest, context: grpc.ServicerContext

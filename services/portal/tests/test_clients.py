@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 
-from tend_portal.clients import (
-    IdentityClient,
+from tend_portal.channels import ServiceChannels
+from tend_portal.clients import IdentityClient
+from tend_portal.grpc_calls import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -24,8 +26,10 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def identity_client(settings: Settings) -> IdentityClient:
-    return IdentityClient(settings.identity_target, timeout_seconds=2.0)
+def identity_client(settings: Settings) -> Iterator[IdentityClient]:
+    channels = ServiceChannels(settings)
+    yield IdentityClient(channels.identity, timeout_seconds=2.0)
+    channels.close()
 
 
 def test_sign_in_returns_the_person(identity_client: IdentityClient, staff: FakePerson) -> None:
@@ -73,10 +77,11 @@ def test_every_call_has_a_deadline(identity_client: IdentityClient, identity: Fa
 
 
 def test_an_unreachable_service_is_unavailable() -> None:
-    client = IdentityClient(f"127.0.0.1:{free_port()}", timeout_seconds=0.5)
+    channel = grpc.insecure_channel(f"127.0.0.1:{free_port()}")
+    client = IdentityClient(channel, timeout_seconds=0.5)
 
     with pytest.raises(Unavailable):
         client.get_session("any-token")
     with pytest.raises(grpc.RpcError):
         client.check_health()
-    client.close()
+    channel.close()

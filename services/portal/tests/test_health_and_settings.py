@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tend_common.settings import SettingsError
 from tend_portal.__main__ import main
-from tend_portal.settings import load
+from tend_portal.channels import close_channels
+from tend_portal.settings import Settings, load
+from tend_portal.web import create_app
+from tend_testing.processes import free_port
 
 if TYPE_CHECKING:
     from services.portal.tests.conftest import FakeCheckin, PortalBrowser
@@ -31,6 +35,22 @@ def test_readyz_names_a_dependency_that_does_not_answer(
 
     assert response.status_code == 503
     assert response.get_json()["failing"] == ["checkin"]
+
+
+def test_readyz_does_not_wait_for_the_services_only_some_pages_need(settings: Settings) -> None:
+    # Nothing listens on these ports: indicators, notify and audit are all down.
+    down = dataclasses.replace(
+        settings,
+        indicators_target=f"127.0.0.1:{free_port()}",
+        notify_target=f"127.0.0.1:{free_port()}",
+        audit_target=f"127.0.0.1:{free_port()}",
+    )
+    app = create_app(down)
+
+    response = app.test_client().get("/readyz")
+
+    assert response.status_code == 200
+    close_channels(app)
 
 
 def test_metrics_are_served(browser: PortalBrowser) -> None:

@@ -15,8 +15,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tend.audit.v1 import audit_pb2, audit_pb2_grpc, events_pb2
 
-from tend_common.service_auth import channel_to
-from tend_portal.clients import _check_health, _datetime, _translate
+from tend_portal.clients import _datetime
+from tend_portal.grpc_calls import call, check_health, failure
 
 # The questions the log answers, by the names the pages use (QueryKind in audit.proto).
 ACCESSES_TO_PERSON = "accesses_to_person"
@@ -117,15 +117,12 @@ def _entry(record: audit_pb2.AuditRecord) -> AuditEntry:
 
 
 class AuditClient:
-    """Audit's gRPC service. The channel connects lazily and reconnects on its own."""
+    """Audit's gRPC service, over the app's one channel to audit (see channels.py)."""
 
-    def __init__(self, target: str, timeout_seconds: float = 5.0, service_key: str = "") -> None:
-        self._channel = channel_to(target, "audit", "portal", service_key)
+    def __init__(self, channel: grpc.Channel, timeout_seconds: float = 5.0) -> None:
+        self._channel = channel
         self._stub = audit_pb2_grpc.AuditServiceStub(self._channel)
         self._timeout = timeout_seconds
-
-    def close(self) -> None:
-        self._channel.close()
 
     def query_records(
         self, actor_assertion: str, query: RecordQuery, purpose: str, page_token: str = "", page_size: int = 50
@@ -137,10 +134,7 @@ class AuditClient:
             page_size=page_size,
             page_token=page_token,
         )
-        try:
-            response = self._stub.QueryRecords(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("QueryRecords", exc) from None
+        response = call("QueryRecords", self._stub.QueryRecords, request, self._timeout)
         return RecordPage([_entry(record) for record in response.records], response.next_page_token)
 
     def export_records(self, actor_assertion: str, query: RecordQuery, purpose: str, file_format: str) -> Export:
@@ -153,13 +147,13 @@ class AuditClient:
         try:
             first = next(stream, None)
         except grpc.RpcError as exc:
-            raise _translate("ExportRecords", exc) from None
+            raise failure("ExportRecords", exc) from None
         if first is None:
             return Export(content_type="", chunks=iter(()))
         return Export(content_type=first.content_type, chunks=_rest(first.data, stream))
 
     def check_health(self) -> None:
-        _check_health(self._channel, self._timeout)
+        check_health(self._channel, self._timeout)
 
 
 def _rest(first: bytes, stream: Iterator[audit_pb2.ExportChunk]) -> Iterator[bytes]:
@@ -169,4 +163,4 @@ def _rest(first: bytes, stream: Iterator[audit_pb2.ExportChunk]) -> Iterator[byt
             yield chunk.data
     except grpc.RpcError as exc:
         # The download has begun: the browser sees a cut-short file, and the failure is counted and logged.
-        raise _translate("ExportRecords", exc) from None
+        raise failure("ExportRecords", exc) from None

@@ -8,8 +8,9 @@ from datetime import datetime
 from flask import abort, g, request
 from werkzeug.wrappers import Response
 
-from tend_portal.clients import PORTAL_AUDIENCES, NotFound, Session, Unauthenticated
+from tend_portal.clients import PORTAL_AUDIENCES, Session
 from tend_portal.context import portal
+from tend_portal.grpc_calls import NotFound, Unauthenticated
 
 SESSION_COOKIE = "tend_session"
 _MAX_TOKEN_LENGTH = 512

@@ -1,27 +1,22 @@
-"""gRPC clients for identity and checkin, returning plain records, and the mapping of their failures to page messages.
+"""gRPC clients for identity and checkin, returning plain records.
 
-Every call carries a deadline. A failure becomes a ServiceCallError whose message is written here, never taken from
-the remote status details: those may carry personal data, and the portal must not echo it.
+Every call goes through grpc_calls.call: it carries a deadline, and a failure becomes a ServiceCallError whose
+message is written there, never taken from the remote status details.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import Counter
 from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
-from tend_common.service_auth import channel_to
-
-log = logging.getLogger(__name__)
+from tend_portal.grpc_calls import call, check_health
 
 CHECKIN_AUDIENCE = "checkin"
 INDICATORS_AUDIENCE = "indicators"
@@ -29,14 +24,6 @@ NOTIFY_AUDIENCE = "notify"
 AUDIT_AUDIENCE = "audit"
 # The services the portal acts towards for the signed-in person; identity signs an assertion for each.
 PORTAL_AUDIENCES = (CHECKIN_AUDIENCE, INDICATORS_AUDIENCE, NOTIFY_AUDIENCE, AUDIT_AUDIENCE)
-# Readiness probes must answer quickly, whatever the timeout of ordinary calls.
-_HEALTH_TIMEOUT_SECONDS = 2.0
-
-SERVICE_CALL_FAILURES = Counter(
-    "tend_portal_service_call_failures_total",
-    "Calls to identity or checkin that failed, by method and status",
-    ["method", "code"],
-)
 
 
 # Records: what the portal needs from a response, and nothing more.
@@ -114,65 +101,6 @@ class CheckinToken:
     expires_at: datetime | None
 
 
-# Failures.
-
-
-class ServiceCallError(Exception):
-    """A call to identity or checkin failed. `message` is safe to show; `http_status` is the page's status."""
-
-    message = "Something went wrong on our side. Please try again in a moment."
-    http_status = 502
-
-    def __init__(self, method: str, code_name: str) -> None:
-        super().__init__(f"{method} failed: {code_name}")
-        self.method = method
-        self.code_name = code_name
-
-
-class Unauthenticated(ServiceCallError):
-    message = "You are not signed in, or your session has ended. Please sign in again."
-    http_status = 401
-
-
-class NotFound(ServiceCallError):
-    message = "We could not find that. It may have ended or never existed."
-    http_status = 404
-
-
-class PermissionDenied(ServiceCallError):
-    message = "You do not have permission to do that."
-    http_status = 403
-
-
-class InvalidArgument(ServiceCallError):
-    message = "Some of the details given were not valid. Check them and try again."
-    http_status = 400
-
-
-class Unavailable(ServiceCallError):
-    message = "A service Tend relies on is not answering just now. Please try again in a moment."
-    http_status = 503
-
-
-_ERROR_BY_CODE: dict[Any, type[ServiceCallError]] = {
-    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
-}
-
-
-def _translate(method: str, error: grpc.RpcError) -> ServiceCallError:
-    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-    code_name = getattr(code, "name", "UNKNOWN")
-    SERVICE_CALL_FAILURES.labels(method=method, code=code_name).inc()
-    # The status details are deliberately not logged: a remote service may have put a value in them.
-    log.info("service call failed", extra={"fields": {"method": method, "code": code_name}})
-    return _ERROR_BY_CODE.get(code, ServiceCallError)(method, code_name)
-
-
 def _datetime(stamp: Timestamp) -> datetime:
     return stamp.ToDatetime(tzinfo=UTC)
 
@@ -189,13 +117,6 @@ def _person(message: identity_pb2.SignedInPerson) -> Person:
         display_name=message.display_name,
         roles=tuple(message.roles),
     )
-
-
-def _check_health(channel: grpc.Channel, timeout: float) -> None:
-    request = health_pb2.HealthCheckRequest(service="")
-    response = health_pb2_grpc.HealthStub(channel).Check(request, timeout=min(timeout, _HEALTH_TIMEOUT_SECONDS))
-    if response.status != health_pb2.HealthCheckResponse.SERVING:
-        raise RuntimeError("not serving")
 
 
 # Interfaces, so that the web app can be given any implementation.
@@ -222,22 +143,16 @@ class CheckinApi(Protocol):
 
 
 class IdentityClient:
-    """Identity's gRPC service. The channel connects lazily and reconnects on its own."""
+    """Identity's gRPC service, over the app's one channel to identity (see channels.py)."""
 
-    def __init__(self, target: str, timeout_seconds: float = 5.0, service_key: str = "") -> None:
-        self._channel = channel_to(target, "identity", "portal", service_key)
+    def __init__(self, channel: grpc.Channel, timeout_seconds: float = 5.0) -> None:
+        self._channel = channel
         self._stub = identity_pb2_grpc.IdentityServiceStub(self._channel)
         self._timeout = timeout_seconds
 
-    def close(self) -> None:
-        self._channel.close()
-
     def sign_in(self, username: str, password: str) -> SignedIn:
         request = identity_pb2.SignInRequest(username=username, password=password)
-        try:
-            response = self._stub.SignIn(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("SignIn", exc) from None
+        response = call("SignIn", self._stub.SignIn, request, self._timeout)
         return SignedIn(
             session_token=response.session_token,
             person=_person(response.person),
@@ -246,32 +161,20 @@ class IdentityClient:
 
     def get_session(self, session_token: str, audiences: Sequence[str] = (CHECKIN_AUDIENCE,)) -> Session:
         request = identity_pb2.GetSessionRequest(session_token=session_token, audiences=list(audiences))
-        try:
-            response = self._stub.GetSession(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("GetSession", exc) from None
+        response = call("GetSession", self._stub.GetSession, request, self._timeout)
         return Session(person=_person(response.person), assertions=dict(response.assertions))
 
     def sign_out(self, session_token: str) -> None:
-        try:
-            self._stub.SignOut(identity_pb2.SignOutRequest(session_token=session_token), timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("SignOut", exc) from None
+        call("SignOut", self._stub.SignOut, identity_pb2.SignOutRequest(session_token=session_token), self._timeout)
 
     def issue_checkin_token(self, session_token: str) -> CheckinToken:
         request = identity_pb2.IssueCheckinTokenRequest(session_token=session_token)
-        try:
-            response = self._stub.IssueCheckinToken(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("IssueCheckinToken", exc) from None
+        response = call("IssueCheckinToken", self._stub.IssueCheckinToken, request, self._timeout)
         return CheckinToken(token=response.token, expires_at=_optional_datetime(response.expires_at))
 
     def list_teaching_module_runs(self, actor_assertion: str) -> list[ModuleRun]:
         request = identity_pb2.ListTeachingModuleRunsRequest(actor_assertion=actor_assertion)
-        try:
-            response = self._stub.ListTeachingModuleRuns(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("ListTeachingModuleRuns", exc) from None
+        response = call("ListTeachingModuleRuns", self._stub.ListTeachingModuleRuns, request, self._timeout)
         return [
             ModuleRun(module_run_id=run.module_run_id, module_code=run.module_code, title=run.title, term=run.term)
             for run in response.module_runs
@@ -279,10 +182,7 @@ class IdentityClient:
 
     def get_preferences(self, session_token: str) -> Preferences:
         request = identity_pb2.GetPreferencesRequest(session_token=session_token)
-        try:
-            response = self._stub.GetPreferences(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("GetPreferences", exc) from None
+        response = call("GetPreferences", self._stub.GetPreferences, request, self._timeout)
         return Preferences(landing_page=_LANDING_PAGES.get(response.preferences.landing_page, "actions"))
 
     def set_preferences(self, session_token: str, preferences: Preferences) -> Preferences:
@@ -290,43 +190,31 @@ class IdentityClient:
             session_token=session_token,
             preferences=identity_pb2.Preferences(landing_page=_LANDING_PAGE_VALUES[preferences.landing_page]),
         )
-        try:
-            response = self._stub.SetPreferences(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("SetPreferences", exc) from None
+        response = call("SetPreferences", self._stub.SetPreferences, request, self._timeout)
         return Preferences(landing_page=_LANDING_PAGES.get(response.preferences.landing_page, "actions"))
 
     def check_health(self) -> None:
-        _check_health(self._channel, self._timeout)
+        check_health(self._channel, self._timeout)
 
 
 class CheckinClient:
-    """Checkin's gRPC service, for the staff actions made through the portal."""
+    """Checkin's gRPC service, for the staff actions made through the portal, over the app's channel to checkin."""
 
-    def __init__(self, target: str, timeout_seconds: float = 5.0, service_key: str = "") -> None:
-        self._channel = channel_to(target, "checkin", "portal", service_key)
+    def __init__(self, channel: grpc.Channel, timeout_seconds: float = 5.0) -> None:
+        self._channel = channel
         self._stub = checkin_pb2_grpc.CheckinServiceStub(self._channel)
         self._timeout = timeout_seconds
-
-    def close(self) -> None:
-        self._channel.close()
 
     def open_session(self, actor_assertion: str, module_run_id: str, room: str) -> OpenedSession:
         request = checkin_pb2.OpenSessionRequest(
             actor_assertion=actor_assertion, module_run_id=module_run_id, room=room
         )
-        try:
-            response = self._stub.OpenSession(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("OpenSession", exc) from None
+        response = call("OpenSession", self._stub.OpenSession, request, self._timeout)
         return OpenedSession(session_id=response.session.session_id)
 
     def get_presenter_code(self, actor_assertion: str, session_id: str) -> PresenterCode:
         request = checkin_pb2.GetPresenterCodeRequest(actor_assertion=actor_assertion, session_id=session_id)
-        try:
-            response = self._stub.GetPresenterCode(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("GetPresenterCode", exc) from None
+        response = call("GetPresenterCode", self._stub.GetPresenterCode, request, self._timeout)
         return PresenterCode(
             code=response.code,
             checkin_url=response.checkin_url,
@@ -335,4 +223,4 @@ class CheckinClient:
         )
 
     def check_health(self) -> None:
-        _check_health(self._channel, self._timeout)
+        check_health(self._channel, self._timeout)

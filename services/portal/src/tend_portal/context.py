@@ -1,4 +1,4 @@
-"""The portal's collaborators for one app: its settings and the clients of identity and checkin."""
+"""The portal's collaborators for one app: its settings and the clients of the services it calls."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask import Flask, current_app
 
 from tend_portal.audit_client import AuditApi
 from tend_portal.clients import CheckinApi, IdentityApi
+from tend_portal.corrections_client import CorrectionsApi
 from tend_portal.identity_admin_client import IdentityAdminApi
 from tend_portal.indicators_client import IndicatorsApi
 from tend_portal.notify_client import NotifyApi
@@ -31,6 +32,8 @@ class Portal:
     indicators: IndicatorsApi
     notify: NotifyApi
     students: StudentDirectory
+    # Class lists, a module run's sessions and recorded corrections, for the attendance correction pages.
+    corrections: CorrectionsApi
 
 
 def install(app: Flask, portal: Portal) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 import grpc
 from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
-from tend_common.service_auth import channel_to
-from tend_portal.clients import _translate
+from tend_portal.grpc_calls import call
 
 # The reasons staff choose from, in the order the page offers them (CorrectionReason in checkin.proto).
 REASONS: tuple[tuple[str, str], ...] = (
@@ -45,18 +45,21 @@ class SessionSummary:
     ends_at: datetime
 
 
-class CorrectionsClient:
-    """One channel to identity and one to checkin, opened lazily by gRPC and kept for the process."""
+class CorrectionsApi(Protocol):
+    def class_list(self, actor_assertion: str, module_run_id: str) -> list[ClassMember] | None: ...
+    def sessions(self, actor_assertion: str, module_run_id: str) -> list[SessionSummary]: ...
+    def record(
+        self, actor_assertion: str, session_id: str, entries: Sequence[tuple[str, bool]], reason: str, key: str
+    ) -> int: ...
 
-    def __init__(
-        self, identity_target: str, checkin_target: str, timeout_seconds: float, service_key: str = ""
-    ) -> None:
-        self._identity = identity_pb2_grpc.IdentityServiceStub(
-            channel_to(identity_target, "identity", "portal", service_key)
-        )
-        self._checkin = checkin_pb2_grpc.CheckinServiceStub(
-            channel_to(checkin_target, "checkin", "portal", service_key)
-        )
+
+class CorrectionsClient:
+    """Identity and checkin over the app's channels to them (see channels.py). Student numbers are mapped to
+    pseudonyms by IdentityAdminClient.pseudonyms_of_student_numbers."""
+
+    def __init__(self, identity_channel: grpc.Channel, checkin_channel: grpc.Channel, timeout_seconds: float) -> None:
+        self._identity = identity_pb2_grpc.IdentityServiceStub(identity_channel)
+        self._checkin = checkin_pb2_grpc.CheckinServiceStub(checkin_channel)
         self._timeout = timeout_seconds
 
     def class_list(self, actor_assertion: str, module_run_id: str) -> list[ClassMember] | None:
@@ -67,32 +70,15 @@ class CorrectionsClient:
             purpose=identity_pb2.PURPOSE_ATTENDANCE_CORRECTION,
             module_run_id=module_run_id,
         )
-        try:
-            response = self._identity.ListVisibleStudents(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("ListVisibleStudents", exc) from None
+        response = call("ListVisibleStudents", self._identity.ListVisibleStudents, request, self._timeout)
         if response.detail != identity_pb2.DETAIL_LEVEL_INDIVIDUAL:
             return None
         members = [ClassMember(s.pseudonym, s.display_name, s.student_number) for s in response.students]
         return sorted(members, key=lambda member: (member.display_name.casefold(), member.student_number))
 
-    def pseudonyms_of_student_numbers(self, student_numbers: Sequence[str]) -> dict[str, str]:
-        """Student number to pseudonym, for the numbers identity knows; unknown numbers are absent."""
-        request = identity_pb2.MapToPseudonymsRequest(
-            kind=identity_pb2.IDENTIFIER_KIND_STUDENT_NUMBER, identifiers=list(student_numbers)
-        )
-        try:
-            response = self._identity.MapToPseudonyms(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("MapToPseudonyms", exc) from None
-        return dict(response.pseudonyms)
-
     def sessions(self, actor_assertion: str, module_run_id: str) -> list[SessionSummary]:
         request = checkin_pb2.ListSessionsRequest(actor_assertion=actor_assertion, module_run_id=module_run_id)
-        try:
-            response = self._checkin.ListSessions(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("ListSessions", exc) from None
+        response = call("ListSessions", self._checkin.ListSessions, request, self._timeout)
         return [
             SessionSummary(
                 session_id=s.session_id,
@@ -115,8 +101,7 @@ class CorrectionsClient:
             reason=checkin_pb2.CorrectionReason.Value(f"CORRECTION_REASON_{reason}"),
             idempotency_key=key,
         )
-        try:
-            response = self._checkin.RecordAttendanceCorrections(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("RecordAttendanceCorrections", exc) from None
+        response = call(
+            "RecordAttendanceCorrections", self._checkin.RecordAttendanceCorrections, request, self._timeout
+        )
         return int(response.recorded)

@@ -15,8 +15,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
-from tend_common.service_auth import channel_to
-from tend_portal.clients import ServiceCallError, SignedIn, _datetime, _optional_datetime, _person, _translate
+from tend_portal.clients import SignedIn, _datetime, _optional_datetime, _person
+from tend_portal.grpc_calls import ErrorsByCode, ServiceCallError, call
 
 
 class OidcNotConfigured(ServiceCallError):
@@ -24,6 +24,13 @@ class OidcNotConfigured(ServiceCallError):
 
     message = "Signing in with your institution's account is not available. Sign in with your Tend password."
     http_status = 503
+
+
+# Either answer means identity offers no OpenID Connect sign-in here; the page offers the password instead.
+_OIDC_ERRORS: ErrorsByCode = {
+    grpc.StatusCode.FAILED_PRECONDITION: OidcNotConfigured,
+    grpc.StatusCode.UNIMPLEMENTED: OidcNotConfigured,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,34 +93,20 @@ def _module(message: identity_pb2.Module) -> Module:
 
 
 class IdentityAdminClient:
-    """Identity's gRPC service, for the calls above. The channel connects lazily and reconnects on its own."""
+    """Identity's gRPC service, for the calls above, over the app's one channel to identity (see channels.py)."""
 
-    def __init__(self, target: str, timeout_seconds: float = 5.0, service_key: str = "") -> None:
-        self._channel = channel_to(target, "identity", "portal", service_key)
-        self._stub = identity_pb2_grpc.IdentityServiceStub(self._channel)
+    def __init__(self, channel: grpc.Channel, timeout_seconds: float = 5.0) -> None:
+        self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
         self._timeout = timeout_seconds
-
-    def close(self) -> None:
-        self._channel.close()
 
     def start_oidc_sign_in(self, redirect_uri: str) -> OidcStart:
         request = identity_pb2.StartOidcSignInRequest(redirect_uri=redirect_uri)
-        try:
-            response = self._stub.StartOidcSignIn(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNIMPLEMENTED):
-                raise OidcNotConfigured("StartOidcSignIn", exc.code().name) from None
-            raise _translate("StartOidcSignIn", exc) from None
+        response = call("StartOidcSignIn", self._stub.StartOidcSignIn, request, self._timeout, errors=_OIDC_ERRORS)
         return OidcStart(authorization_url=response.authorization_url, state=response.state)
 
     def finish_oidc_sign_in(self, state: str, code: str) -> SignedIn:
         request = identity_pb2.FinishOidcSignInRequest(state=state, code=code)
-        try:
-            response = self._stub.FinishOidcSignIn(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNIMPLEMENTED):
-                raise OidcNotConfigured("FinishOidcSignIn", exc.code().name) from None
-            raise _translate("FinishOidcSignIn", exc) from None
+        response = call("FinishOidcSignIn", self._stub.FinishOidcSignIn, request, self._timeout, errors=_OIDC_ERRORS)
         return SignedIn(
             session_token=response.session_token,
             person=_person(response.person),
@@ -122,10 +115,7 @@ class IdentityAdminClient:
 
     def sign_out_everywhere(self, session_token: str) -> int:
         request = identity_pb2.SignOutEverywhereRequest(session_token=session_token)
-        try:
-            response = self._stub.SignOutEverywhere(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("SignOutEverywhere", exc) from None
+        response = call("SignOutEverywhere", self._stub.SignOutEverywhere, request, self._timeout)
         return int(response.revoked)
 
     def pseudonyms_of_student_numbers(self, student_numbers: Sequence[str]) -> dict[str, str]:
@@ -133,18 +123,12 @@ class IdentityAdminClient:
         request = identity_pb2.MapToPseudonymsRequest(
             kind=identity_pb2.IDENTIFIER_KIND_STUDENT_NUMBER, identifiers=list(student_numbers)
         )
-        try:
-            response = self._stub.MapToPseudonyms(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("MapToPseudonyms", exc) from None
+        response = call("MapToPseudonyms", self._stub.MapToPseudonyms, request, self._timeout)
         return dict(response.pseudonyms)
 
     def request_break_glass(self, actor_assertion: str, student: str, reason: str) -> BreakGlassGrant:
         request = identity_pb2.RequestBreakGlassRequest(actor_assertion=actor_assertion, student=student, reason=reason)
-        try:
-            response = self._stub.RequestBreakGlass(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("RequestBreakGlass", exc) from None
+        response = call("RequestBreakGlass", self._stub.RequestBreakGlass, request, self._timeout)
         return _grant(response.grant)
 
     def list_break_glass_grants(self, actor_assertion: str, since: datetime | None) -> list[BreakGlassGrant]:
@@ -153,42 +137,27 @@ class IdentityAdminClient:
             stamp = Timestamp()
             stamp.FromDatetime(since)
             request.since.CopyFrom(stamp)
-        try:
-            response = self._stub.ListBreakGlassGrants(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("ListBreakGlassGrants", exc) from None
+        response = call("ListBreakGlassGrants", self._stub.ListBreakGlassGrants, request, self._timeout)
         return [_grant(grant) for grant in response.grants]
 
     def create_module(self, actor_assertion: str, school_id: str, code: str, title: str) -> Module:
         request = identity_pb2.CreateModuleRequest(
             actor_assertion=actor_assertion, school_id=school_id, code=code, title=title
         )
-        try:
-            response = self._stub.CreateModule(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("CreateModule", exc) from None
+        response = call("CreateModule", self._stub.CreateModule, request, self._timeout)
         return _module(response.module)
 
     def update_module(self, actor_assertion: str, module_id: str, title: str) -> Module:
         request = identity_pb2.UpdateModuleRequest(actor_assertion=actor_assertion, module_id=module_id, title=title)
-        try:
-            response = self._stub.UpdateModule(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("UpdateModule", exc) from None
+        response = call("UpdateModule", self._stub.UpdateModule, request, self._timeout)
         return _module(response.module)
 
     def delete_module(self, actor_assertion: str, module_id: str) -> Module:
         request = identity_pb2.ModuleActionRequest(actor_assertion=actor_assertion, module_id=module_id)
-        try:
-            response = self._stub.DeleteModule(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("DeleteModule", exc) from None
+        response = call("DeleteModule", self._stub.DeleteModule, request, self._timeout)
         return _module(response.module)
 
     def restore_module(self, actor_assertion: str, module_id: str) -> Module:
         request = identity_pb2.ModuleActionRequest(actor_assertion=actor_assertion, module_id=module_id)
-        try:
-            response = self._stub.RestoreModule(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("RestoreModule", exc) from None
+        response = call("RestoreModule", self._stub.RestoreModule, request, self._timeout)
         return _module(response.module)

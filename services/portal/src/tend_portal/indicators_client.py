@@ -15,8 +15,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tend.indicators.v1 import indicators_pb2, indicators_pb2_grpc
 
-from tend_common.service_auth import channel_to
-from tend_portal.clients import _check_health, _optional_datetime, _translate
+from tend_portal.clients import _optional_datetime
+from tend_portal.grpc_calls import call, check_health
 
 # What a member of staff may record about a case, in the order the page offers them.
 CASE_ACTIONS: tuple[tuple[str, str, str], ...] = (
@@ -226,32 +226,23 @@ def _module_run(message: indicators_pb2.ModuleRunEngagement) -> ModuleRunEngagem
 
 
 class IndicatorsClient:
-    """Indicators' gRPC service. The channel connects lazily and reconnects on its own."""
+    """Indicators' gRPC service, over the app's one channel to indicators (see channels.py)."""
 
-    def __init__(self, target: str, timeout_seconds: float = 5.0, service_key: str = "") -> None:
-        self._channel = channel_to(target, "indicators", "portal", service_key)
+    def __init__(self, channel: grpc.Channel, timeout_seconds: float = 5.0) -> None:
+        self._channel = channel
         self._stub = indicators_pb2_grpc.IndicatorsServiceStub(self._channel)
         self._timeout = timeout_seconds
 
-    def close(self) -> None:
-        self._channel.close()
-
     def list_cases(self, actor_assertion: str, include_closed: bool = False) -> list[Case]:
         request = indicators_pb2.ListCasesRequest(actor_assertion=actor_assertion, include_closed=include_closed)
-        try:
-            response = self._stub.ListCases(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("ListCases", exc) from None
+        response = call("ListCases", self._stub.ListCases, request, self._timeout)
         return [case_record(case) for case in response.cases]
 
     def get_case(self, actor_assertion: str, case_id: str) -> Case:
         """One of the person's cases, open or closed; NotFound when there is none or it is not theirs (indicators
         does not tell the two apart)."""
         request = indicators_pb2.GetCaseRequest(actor_assertion=actor_assertion, case_id=case_id)
-        try:
-            response = self._stub.GetCase(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("GetCase", exc) from None
+        response = call("GetCase", self._stub.GetCase, request, self._timeout)
         return case_record(response.case)
 
     def engagement_summary(self, actor_assertion: str, student_pseudonym: str) -> EngagementSummary:
@@ -260,10 +251,7 @@ class IndicatorsClient:
             student_pseudonym=student_pseudonym,
             purpose=indicators_pb2.SUMMARY_PURPOSE_ENGAGEMENT_SUPPORT,
         )
-        try:
-            response = self._stub.GetEngagementSummary(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("GetEngagementSummary", exc) from None
+        response = call("GetEngagementSummary", self._stub.GetEngagementSummary, request, self._timeout)
         return EngagementSummary(
             student_pseudonym=response.student_pseudonym,
             as_of=response.as_of,
@@ -273,10 +261,7 @@ class IndicatorsClient:
 
     def cohort_patterns(self, actor_assertion: str, module_run_id: str) -> CohortPatterns:
         request = indicators_pb2.GetCohortPatternsRequest(actor_assertion=actor_assertion, module_run_id=module_run_id)
-        try:
-            response = self._stub.GetCohortPatterns(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("GetCohortPatterns", exc) from None
+        response = call("GetCohortPatterns", self._stub.GetCohortPatterns, request, self._timeout)
         return CohortPatterns(
             module_run_id=response.module_run_id,
             cohort_size=response.cohort_size,
@@ -304,11 +289,8 @@ class IndicatorsClient:
         request = indicators_pb2.RecordCaseActionRequest(
             actor_assertion=actor_assertion, case_id=case_id, kind=_ACTION_KINDS[kind], note=note, request_id=request_id
         )
-        try:
-            response = self._stub.RecordCaseAction(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("RecordCaseAction", exc) from None
+        response = call("RecordCaseAction", self._stub.RecordCaseAction, request, self._timeout)
         return case_record(response.case)
 
     def check_health(self) -> None:
-        _check_health(self._channel, self._timeout)
+        check_health(self._channel, self._timeout)

@@ -12,7 +12,8 @@ import dataclasses
 import enum
 import logging
 
-from tend_portal.clients import IdentityApi, ServiceCallError
+from tend_portal.clients import IdentityApi
+from tend_portal.grpc_calls import ServiceCallError
 
 log = logging.getLogger(__name__)
 

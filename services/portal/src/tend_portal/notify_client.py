@@ -9,14 +9,23 @@ template, rendered without any student's values, so showing them back to the sen
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
 import grpc
 from tend.notify.v1 import notify_pb2, notify_pb2_grpc
 
-from tend_common.service_auth import channel_to
-from tend_portal.clients import InvalidArgument, ServiceCallError, _check_health, _optional_datetime, _translate
+from tend_portal.clients import _optional_datetime
+from tend_portal.grpc_calls import (
+    DetailsShown,
+    ErrorsByCode,
+    InvalidArgument,
+    ResponseT,
+    ServiceCallError,
+    call,
+    check_health,
+)
 
 # Notify's own prefix for a refused text (grpc_api._rejected); only messages starting with it are shown.
 _REJECTED_PREFIX = "the enquiry cannot be sent as written: "
@@ -67,21 +76,18 @@ class RequestIdUsed(ServiceCallError):
     http_status = 409
 
 
-_SPECIAL_CODES: dict[grpc.StatusCode, type[ServiceCallError]] = {
+def _rejected(method: str, details: str) -> EnquiryRejected | None:
+    if not details.startswith(_REJECTED_PREFIX):
+        return None
+    return EnquiryRejected(method, [p.strip() for p in details[len(_REJECTED_PREFIX) :].split("; ") if p.strip()])
+
+
+_ERRORS: ErrorsByCode = {
     grpc.StatusCode.FAILED_PRECONDITION: NotNow,
     grpc.StatusCode.RESOURCE_EXHAUSTED: TooManyEnquiries,
     grpc.StatusCode.ALREADY_EXISTS: RequestIdUsed,
 }
-
-
-def _failure(method: str, error: grpc.RpcError) -> ServiceCallError:
-    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-    details = (error.details() if hasattr(error, "details") else "") or ""
-    if code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith(_REJECTED_PREFIX):
-        return EnquiryRejected(method, [p.strip() for p in details[len(_REJECTED_PREFIX) :].split("; ") if p.strip()])
-    translated = _translate(method, error)
-    special = _SPECIAL_CODES.get(code)
-    return special(method, translated.code_name) if special is not None else translated
+_DETAILS_SHOWN: DetailsShown = {grpc.StatusCode.INVALID_ARGUMENT: _rejected}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,25 +121,22 @@ class NotifyApi(Protocol):
 
 
 class NotifyClient:
-    """Notify's gRPC service. The channel connects lazily and reconnects on its own."""
+    """Notify's gRPC service, over the app's one channel to notify (see channels.py)."""
 
-    def __init__(self, target: str, timeout_seconds: float = 5.0, service_key: str = "") -> None:
-        self._channel = channel_to(target, "notify", "portal", service_key)
+    def __init__(self, channel: grpc.Channel, timeout_seconds: float = 5.0) -> None:
+        self._channel = channel
         self._stub = notify_pb2_grpc.NotifyServiceStub(self._channel)
         self._timeout = timeout_seconds
 
-    def close(self) -> None:
-        self._channel.close()
+    def _call(self, method: str, stub_method: Callable[..., ResponseT], request: object) -> ResponseT:
+        return call(method, stub_method, request, self._timeout, errors=_ERRORS, details_shown=_DETAILS_SHOWN)
 
     def preview(self, actor_assertion: str, student_pseudonym: str, subject: str = "", body: str = "") -> Preview:
         """The template's text (or the edited text) and how it renders for this student and sender now."""
         request = notify_pb2.PreviewEnquiryRequest(
             actor_assertion=actor_assertion, student_pseudonym=student_pseudonym, subject=subject, body=body
         )
-        try:
-            response = self._stub.PreviewEnquiry(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _failure("PreviewEnquiry", exc) from None
+        response = self._call("PreviewEnquiry", self._stub.PreviewEnquiry, request)
         return Preview(
             subject=response.subject,
             body=response.body,
@@ -154,18 +157,12 @@ class NotifyClient:
             subject=subject,
             body=body,
         )
-        try:
-            response = self._stub.RequestEnquiry(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _failure("RequestEnquiry", exc) from None
+        response = self._call("RequestEnquiry", self._stub.RequestEnquiry, request)
         return EnquiryStatus(response.request_id, STATUS_NAMES.get(response.status, "queued"))
 
     def status(self, actor_assertion: str, request_id: str) -> EnquiryStatus:
         request = notify_pb2.GetEnquiryStatusRequest(actor_assertion=actor_assertion, request_id=request_id)
-        try:
-            response = self._stub.GetEnquiryStatus(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _failure("GetEnquiryStatus", exc) from None
+        response = self._call("GetEnquiryStatus", self._stub.GetEnquiryStatus, request)
         return EnquiryStatus(
             request_id=response.request_id,
             status=STATUS_NAMES.get(response.status, "queued"),
@@ -180,18 +177,12 @@ class NotifyClient:
         request = notify_pb2.ResolveUncertainDeliveryRequest(
             actor_assertion=actor_assertion, request_id=request_id, decision=_DECISIONS[decision]
         )
-        try:
-            response = self._stub.ResolveUncertainDelivery(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _failure("ResolveUncertainDelivery", exc) from None
+        response = self._call("ResolveUncertainDelivery", self._stub.ResolveUncertainDelivery, request)
         return STATUS_NAMES.get(response.status, "queued")
 
     def record_answered(self, actor_assertion: str, request_id: str) -> None:
         request = notify_pb2.RecordEnquiryAnsweredRequest(actor_assertion=actor_assertion, request_id=request_id)
-        try:
-            self._stub.RecordEnquiryAnswered(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _failure("RecordEnquiryAnswered", exc) from None
+        self._call("RecordEnquiryAnswered", self._stub.RecordEnquiryAnswered, request)
 
     def check_health(self) -> None:
-        _check_health(self._channel, self._timeout)
+        check_health(self._channel, self._timeout)

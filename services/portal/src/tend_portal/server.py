@@ -28,6 +28,15 @@ def _json_logging(level: str) -> dict[str, Any]:
     }
 
 
+def _close_worker_channels(_server: Any, worker: Any) -> None:
+    """gunicorn's worker_exit hook, run in the worker as it stops: closes the app's gRPC channels."""
+    from tend_portal.channels import close_channels
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        close_channels(app)
+
+
 class PortalServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
     """Each worker builds its own app after the fork: gRPC channels must not be shared across a fork."""
 
@@ -52,6 +61,7 @@ class PortalServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no 
             # would fight over; the portal is managed by signals alone.
             "control_socket_disable": True,
             "logconfig_dict": _json_logging(settings.log_level),
+            "worker_exit": _close_worker_channels,
         }
         # Heartbeat files in memory: faster, and works on a read-only root file system.
         if os.path.isdir(_MEMORY_DIR):

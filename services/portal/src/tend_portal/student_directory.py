@@ -13,8 +13,7 @@ from typing import Protocol
 import grpc
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
-from tend_common.service_auth import channel_to
-from tend_portal.clients import _translate
+from tend_portal.grpc_calls import call
 
 # Identity resolves at most this many pseudonyms per call.
 _RESOLVE_BATCH = 500
@@ -26,8 +25,10 @@ class StudentDirectory(Protocol):
 
 
 class IdentityStudentDirectory:
-    def __init__(self, target: str, timeout_seconds: float = 5.0, service_key: str = "") -> None:
-        self._stub = identity_pb2_grpc.IdentityServiceStub(channel_to(target, "identity", "portal", service_key))
+    """Identity's answers above, over the app's one channel to identity (see channels.py)."""
+
+    def __init__(self, channel: grpc.Channel, timeout_seconds: float = 5.0) -> None:
+        self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
         self._timeout = timeout_seconds
 
     def display_names(self, actor_assertion: str, pseudonyms: Sequence[str]) -> dict[str, str]:
@@ -41,10 +42,7 @@ class IdentityStudentDirectory:
                 pseudonyms=wanted[start : start + _RESOLVE_BATCH],
                 purpose=identity_pb2.PURPOSE_ENGAGEMENT_SUPPORT,
             )
-            try:
-                response = self._stub.ResolvePseudonyms(request, timeout=self._timeout)
-            except grpc.RpcError as exc:
-                raise _translate("ResolvePseudonyms", exc) from None
+            response = call("ResolvePseudonyms", self._stub.ResolvePseudonyms, request, self._timeout)
             names.update({student.pseudonym: student.display_name for student in response.students})
         return names
 
@@ -54,10 +52,7 @@ class IdentityStudentDirectory:
         request = identity_pb2.ListVisibleStudentsRequest(
             actor_assertion=actor_assertion, purpose=identity_pb2.PURPOSE_ENGAGEMENT_SUPPORT
         )
-        try:
-            response = self._stub.ListVisibleStudents(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise _translate("ListVisibleStudents", exc) from None
+        response = call("ListVisibleStudents", self._stub.ListVisibleStudents, request, self._timeout)
         if response.detail != identity_pb2.DETAIL_LEVEL_INDIVIDUAL or len(response.students) != 1:
             return None
         return str(response.students[0].pseudonym)

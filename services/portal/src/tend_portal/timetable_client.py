@@ -13,8 +13,8 @@ from typing import Protocol
 import grpc
 from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 
-from tend_common.service_auth import channel_to
-from tend_portal.clients import _datetime, _translate
+from tend_portal.clients import _datetime
+from tend_portal.grpc_calls import DetailsShown, call
 
 FORMATS = {"ics": checkin_pb2.TIMETABLE_FORMAT_ICALENDAR, "csv": checkin_pb2.TIMETABLE_FORMAT_CSV}
 # Checkin prefixes a rejected file's line errors with this, then joins them with "; ".
@@ -61,14 +61,18 @@ def problems_in(details: str) -> list[str]:
     return [part[0].upper() + part[1:] for part in parts] or ["Checkin did not accept the file."]
 
 
-class TimetableClient:
-    def __init__(self, target: str, timeout_seconds: float = 5.0, service_key: str = "") -> None:
-        self._channel = channel_to(target, "checkin", "portal", service_key)
-        self._stub = checkin_pb2_grpc.CheckinServiceStub(self._channel)
-        self._timeout = timeout_seconds
+# Any INVALID_ARGUMENT is about the file (or the request) the person just sent: its details are shown, as above.
+_DETAILS_SHOWN: DetailsShown = {
+    grpc.StatusCode.INVALID_ARGUMENT: lambda _method, details: TimetableRejected(problems_in(details)),
+}
 
-    def close(self) -> None:
-        self._channel.close()
+
+class TimetableClient:
+    """Checkin's timetable import, over the app's one channel to checkin (see channels.py)."""
+
+    def __init__(self, channel: grpc.Channel, timeout_seconds: float = 5.0) -> None:
+        self._stub = checkin_pb2_grpc.CheckinServiceStub(channel)
+        self._timeout = timeout_seconds
 
     def import_timetable(
         self, actor_assertion: str, file_format: str, content: bytes, module_run_id: str, timezone: str
@@ -80,12 +84,9 @@ class TimetableClient:
             module_run_id=module_run_id,
             timezone=timezone,
         )
-        try:
-            response = self._stub.ImportTimetable(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                raise TimetableRejected(problems_in(exc.details() or "")) from None
-            raise _translate("ImportTimetable", exc) from None
+        response = call(
+            "ImportTimetable", self._stub.ImportTimetable, request, self._timeout, details_shown=_DETAILS_SHOWN
+        )
         return TimetableImport(
             created=response.created,
             updated=response.updated,

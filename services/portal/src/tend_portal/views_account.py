@@ -8,8 +8,8 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import clear_session_cookie, require_session, session_token, set_session_cookie
-from tend_portal.clients import InvalidArgument, Unauthenticated
 from tend_portal.context import portal
+from tend_portal.grpc_calls import InvalidArgument, Unauthenticated
 from tend_portal.landing import landing_preference
 from tend_portal.redirects import local_path
 

@@ -27,8 +27,9 @@ from tend_portal.audit_client import (
     RecordQuery,
 )
 from tend_portal.auth import CurrentSession, require_session, require_staff
-from tend_portal.clients import AUDIT_AUDIENCE, PermissionDenied
+from tend_portal.clients import AUDIT_AUDIENCE
 from tend_portal.context import portal
+from tend_portal.grpc_calls import PermissionDenied
 
 log = logging.getLogger(__name__)
 

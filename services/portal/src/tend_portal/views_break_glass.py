@@ -14,8 +14,9 @@ from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_staff
-from tend_portal.clients import AUDIT_AUDIENCE, InvalidArgument, NotFound, PermissionDenied
+from tend_portal.clients import AUDIT_AUDIENCE
 from tend_portal.context import portal
+from tend_portal.grpc_calls import InvalidArgument, NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
 

@@ -17,16 +17,9 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_staff
-from tend_portal.clients import (
-    CHECKIN_AUDIENCE,
-    INDICATORS_AUDIENCE,
-    NOTIFY_AUDIENCE,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    ServiceCallError,
-)
+from tend_portal.clients import CHECKIN_AUDIENCE, INDICATORS_AUDIENCE, NOTIFY_AUDIENCE
 from tend_portal.context import portal
+from tend_portal.grpc_calls import InvalidArgument, NotFound, PermissionDenied, ServiceCallError
 from tend_portal.indicators_client import CASE_ACTIONS, MAX_NOTE_LENGTH, Case, EngagementSummary
 from tend_portal.notify_client import UNCERTAIN_DECISIONS, EnquiryStatus
 

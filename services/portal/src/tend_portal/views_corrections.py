@@ -14,33 +14,21 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from flask import Blueprint, abort, current_app, make_response, render_template, request
+from flask import Blueprint, abort, make_response, render_template, request
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_staff
 from tend_portal.clients import CHECKIN_AUDIENCE
 from tend_portal.context import portal
-from tend_portal.corrections_client import REASONS, ClassMember, CorrectionsClient, SessionSummary
+from tend_portal.corrections_client import REASONS, ClassMember, SessionSummary
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("corrections", __name__)
 
-_CLIENT_KEY = "tend_portal_corrections"
 _MAX_ROWS = 2_000
 _KINDS = {"student_number": "student numbers", "pseudonym": "pseudonyms"}
 _MARKS = {"present": True, "attended": True, "yes": True, "absent": False, "no": False}
-
-
-def _client() -> CorrectionsClient:
-    client = current_app.extensions.get(_CLIENT_KEY)
-    if client is None:
-        settings = portal().settings
-        client = CorrectionsClient(
-            settings.identity_target, settings.checkin_target, settings.grpc_timeout_seconds, settings.service_key
-        )
-        current_app.extensions[_CLIENT_KEY] = client
-    return client
 
 
 def _assertion() -> str:
@@ -62,12 +50,12 @@ def choose_module_run() -> str:
 
 @blueprint.get("/attendance/runs/<module_run_id>")
 def choose_session(module_run_id: str) -> str:
-    sessions = _client().sessions(_assertion(), module_run_id)
+    sessions = portal().corrections.sessions(_assertion(), module_run_id)
     return render_template("corrections_sessions.html", module_run_id=module_run_id, sessions=sessions)
 
 
 def _find_session(assertion: str, module_run_id: str, session_id: str) -> SessionSummary:
-    for session in _client().sessions(assertion, module_run_id):
+    for session in portal().corrections.sessions(assertion, module_run_id):
         if session.session_id == session_id:
             return session
     abort(404, description="We could not find that session in this module run.")
@@ -98,7 +86,7 @@ def _page(page: Page, status: int = 200) -> Response:
 
 
 def _class(assertion: str, module_run_id: str) -> list[ClassMember]:
-    members = _client().class_list(assertion, module_run_id)
+    members = portal().corrections.class_list(assertion, module_run_id)
     if members is None:
         abort(403, description="You may not correct attendance for this module.")
     return members
@@ -133,7 +121,9 @@ def _from_csv(text: str, kind: str, members: list[ClassMember], errors: list[str
         return {}
     class_pseudonyms = {member.pseudonym for member in members}
     if kind == "student_number":
-        mapped = _client().pseudonyms_of_student_numbers(sorted({identifier for _, identifier, _ in rows}))
+        mapped = portal().identity_admin.pseudonyms_of_student_numbers(
+            sorted({identifier for _, identifier, _ in rows})
+        )
     else:
         mapped = {identifier: identifier for _, identifier, _ in rows}
     wanted: dict[str, bool] = {}
@@ -178,7 +168,7 @@ def record_corrections(session_id: str) -> Response:
         key = str(uuid.UUID(key))
     except ValueError:
         key = str(uuid.uuid4())
-    recorded = _client().record(assertion, session.session_id, sorted(wanted.items()), reason, key)
+    recorded = portal().corrections.record(assertion, session.session_id, sorted(wanted.items()), reason, key)
     log.info(
         "attendance corrections sent",
         extra={"fields": {"person_id": require_staff().session.person.person_id, "entries": recorded}},

@@ -16,8 +16,9 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_staff
-from tend_portal.clients import INDICATORS_AUDIENCE, NOTIFY_AUDIENCE, PermissionDenied
+from tend_portal.clients import INDICATORS_AUDIENCE, NOTIFY_AUDIENCE
 from tend_portal.context import portal
+from tend_portal.grpc_calls import PermissionDenied
 from tend_portal.indicators_client import Case
 from tend_portal.notify_client import UNCERTAIN_DECISIONS, EnquiryRejected, Preview
 from tend_portal.views_cases import find_case, no_access, student_name, valid_id

@@ -11,8 +11,9 @@ from flask import Blueprint, make_response, render_template
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_student
-from tend_portal.clients import INDICATORS_AUDIENCE, PermissionDenied
+from tend_portal.clients import INDICATORS_AUDIENCE
 from tend_portal.context import portal
+from tend_portal.grpc_calls import PermissionDenied
 
 blueprint = Blueprint("my_engagement", __name__)
 

@@ -17,8 +17,8 @@ from flask import Blueprint, g, make_response, redirect, render_template, reques
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import clear_session_cookie, require_session, set_session_cookie
-from tend_portal.clients import InvalidArgument, NotFound, Unauthenticated
 from tend_portal.context import portal
+from tend_portal.grpc_calls import InvalidArgument, NotFound, Unauthenticated
 from tend_portal.identity_admin_client import OidcNotConfigured
 from tend_portal.redirects import local_path
 

@@ -11,8 +11,9 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_staff
-from tend_portal.clients import CHECKIN_AUDIENCE, InvalidArgument, ModuleRun, PermissionDenied
+from tend_portal.clients import CHECKIN_AUDIENCE, ModuleRun
 from tend_portal.context import portal
+from tend_portal.grpc_calls import InvalidArgument, PermissionDenied
 from tend_portal.presenter import PresenterScreen, UnexpectedPresenterCode, presenter_screen
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,9 @@ from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_staff
-from tend_portal.clients import CHECKIN_AUDIENCE, ModuleRun, PermissionDenied
+from tend_portal.clients import CHECKIN_AUDIENCE, ModuleRun
 from tend_portal.context import portal
+from tend_portal.grpc_calls import PermissionDenied
 from tend_portal.timetable_client import TimetableImport, TimetableRejected
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,11 @@ from tend_portal import (
 )
 from tend_portal.audit_client import AuditApi, AuditClient
 from tend_portal.auth import CurrentSession, SignInRequired, clear_session_cookie
-from tend_portal.clients import CheckinApi, CheckinClient, IdentityApi, IdentityClient, ServiceCallError
+from tend_portal.channels import ServiceChannels, install_channels
+from tend_portal.clients import CheckinApi, CheckinClient, IdentityApi, IdentityClient
 from tend_portal.context import Portal, install
+from tend_portal.corrections_client import CorrectionsClient
+from tend_portal.grpc_calls import ServiceCallError
 from tend_portal.identity_admin_client import IdentityAdminApi, IdentityAdminClient
 from tend_portal.indicators_client import IndicatorsApi, IndicatorsClient
 from tend_portal.notify_client import NotifyApi, NotifyClient
@@ -53,17 +56,20 @@ def create_app(
     audit: AuditApi | None = None,
     timetable: TimetableApi | None = None,
 ) -> Flask:
-    """Builds the app. Settings come from the environment and clients from the settings unless given."""
+    """Builds the app. Settings come from the environment and clients from the settings unless given; every client
+    of one service shares the app's one channel to it."""
     settings = settings or load()
-    identity = identity or IdentityClient(settings.identity_target, settings.grpc_timeout_seconds, settings.service_key)
-    checkin = checkin or CheckinClient(settings.checkin_target, settings.grpc_timeout_seconds, settings.service_key)
-    timeout, key = settings.grpc_timeout_seconds, settings.service_key
-    indicators = indicators or IndicatorsClient(settings.indicators_target, timeout, key)
-    notify = notify or NotifyClient(settings.notify_target, timeout, key)
-    students = students or IdentityStudentDirectory(settings.identity_target, timeout, key)
-    identity_admin = identity_admin or IdentityAdminClient(settings.identity_target, timeout, key)
-    audit = audit or AuditClient(settings.audit_target, timeout, key)
-    timetable = timetable or TimetableClient(settings.checkin_target, timeout, key)
+    channels = ServiceChannels(settings)
+    timeout = settings.grpc_timeout_seconds
+    identity = identity or IdentityClient(channels.identity, timeout)
+    checkin = checkin or CheckinClient(channels.checkin, timeout)
+    indicators = indicators or IndicatorsClient(channels.indicators, timeout)
+    notify = notify or NotifyClient(channels.notify, timeout)
+    students = students or IdentityStudentDirectory(channels.identity, timeout)
+    identity_admin = identity_admin or IdentityAdminClient(channels.identity, timeout)
+    audit = audit or AuditClient(channels.audit, timeout)
+    timetable = timetable or TimetableClient(channels.checkin, timeout)
+    corrections = CorrectionsClient(channels.identity, channels.checkin, timeout)
 
     app = Flask(__name__)
     app.config.update(
@@ -74,6 +80,7 @@ def create_app(
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         MAX_CONTENT_LENGTH=64 * 1024,
     )
+    install_channels(app, channels)
     install(
         app,
         Portal(
@@ -86,9 +93,14 @@ def create_app(
             identity_admin=identity_admin,
             audit=audit,
             timetable=timetable,
+            corrections=corrections,
         ),
     )
 
+    # Ready means the pages everyone starts from work: sign-in and sessions (identity) and the teaching pages
+    # (checkin). Indicators, notify and audit serve only some pages, which show their own "not answering" message
+    # when that service is down; failing readiness for them would take every page out of service for the sake of a
+    # few.
     add_health_routes(app, {"identity": identity.check_health, "checkin": checkin.check_health})
     add_security_headers(app)
     protect_against_csrf(app)
