@@ -275,8 +275,9 @@ class CaseNotify(notify_pb2_grpc.NotifyServiceServicer):
             status = notify_pb2.DELIVERY_STATUS_QUEUED
         else:
             abort(context, grpc.StatusCode.NOT_FOUND, "no enquiry with this request_id")
+        follow_up = "reminders stopped: the student engaged again" if status == notify_pb2.DELIVERY_STATUS_SENT else ""
         return notify_pb2.GetEnquiryStatusResponse(
-            request_id=request.request_id, status=status, attempts=1, updated_at=_timestamp(WHEN)
+            request_id=request.request_id, status=status, attempts=1, updated_at=_timestamp(WHEN), follow_up=follow_up
         )
 
     def ResolveUncertainDelivery(
@@ -672,6 +673,12 @@ def test_an_uncertain_delivery_offers_notifys_choices_and_sends_the_decision(
     assert decision.request_id == UNCERTAIN_ID
     assert decision.decision == notify_pb2.UNCERTAIN_DELIVERY_DECISION_CONFIRM_SENT
     assert decision.actor_assertion == assertion_for(STAFF, "notify")
+
+
+def test_the_case_says_where_a_sent_emails_follow_up_stands(signed_in_staff: PortalBrowser) -> None:
+    page = _text(signed_in_staff.get(CASE_PATH))
+    assert "Follow-up: reminders stopped: the student engaged again" in page
+    assert page.count("Follow-up:") == 1  # only the sent e-mail has one
 
 
 def test_the_student_replied_stops_the_reminders(signed_in_staff: PortalBrowser, notify: CaseNotify) -> None:

@@ -107,6 +107,8 @@ class EnquiryStatus:
     next_attempt_at: datetime | None = None
     reason: str = ""
     updated_at: datetime | None = None
+    # Where the follow-up reminders stand once sent, in notify's plain words ("reminders stopped: ..."); empty before.
+    follow_up: str = ""
 
 
 class NotifyApi(Protocol):
@@ -170,6 +172,7 @@ class NotifyClient:
             next_attempt_at=_optional_datetime(response.next_attempt_at),
             reason=response.reason,
             updated_at=_optional_datetime(response.updated_at),
+            follow_up=response.follow_up,
         )
 
     def resolve_uncertain(self, actor_assertion: str, request_id: str, decision: str) -> str:
