@@ -1,7 +1,9 @@
 """The portal's identity, audit and timetable pages through real processes: signing in with the institution's
 OpenID Connect provider (a real one, started by the test), signing out everywhere, a break-glass grant that the
 student then sees in "who has accessed my record" and the data protection officer finds, reviews and downloads
-(audit accepting the portal's assertions for audience "audit"), and a timetable import."""
+(audit accepting the portal's assertions for audience "audit"), also by the student's number (identity's FindPerson),
+a timetable import, and module management (a school administrator withdraws and restores a module; a lecturer of
+another school is refused)."""
 
 from __future__ import annotations
 
@@ -50,6 +52,18 @@ class PortalSuite:
         self.config = config
         self.provider = provider
         self.url = config.portal_url
+
+    def display_name(self, username: str) -> str:
+        with psycopg.connect(self.config.databases["identity"]) as conn:
+            row = conn.execute("SELECT display_name FROM people WHERE username = %s", (username,)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def module_deleted(self, code: str) -> bool:
+        with psycopg.connect(self.config.databases["identity"]) as conn:
+            row = conn.execute("SELECT deleted_at IS NOT NULL FROM modules WHERE code = %s", (code,)).fetchone()
+        assert row is not None
+        return bool(row[0])
 
     def student_number(self, username: str) -> str:
         with psycopg.connect(self.config.databases["identity"]) as conn:
@@ -204,6 +218,68 @@ def test_the_officer_finds_reviews_and_downloads(portal_suite: PortalSuite, brea
     assert as_json.status_code == 200
     records = as_json.json()["records"]
     assert any("break_glass.grant" in json.dumps(record) for record in records), records
+
+
+def test_the_officer_searches_by_student_number(portal_suite: PortalSuite, break_glass_grant: str) -> None:
+    url = portal_suite.url
+    officer = sign_in(url, "dpo1")
+    number = portal_suite.student_number("student001")
+    query = {"question": "accesses_to_person", "person": number, "purpose": "subject access request"}
+
+    found = _eventually(
+        lambda: "break_glass.grant" in (p := officer.get(f"{url}/audit?{urlencode(query)}", timeout=10)).text and p
+    )
+
+    assert isinstance(found, requests.Response)
+    assert found.status_code == 200
+    assert f"Person: {portal_suite.display_name('student001')}, Tend id {break_glass_grant}." in found.text
+    # The look-up itself is on the record, naming the person and not the number typed.
+    looked_up = {"question": "accesses_to_person", "person": break_glass_grant, "purpose": "routine review"}
+    page = _eventually(
+        lambda: "person.find" in (p := officer.get(f"{url}/audit?{urlencode(looked_up)}", timeout=10)).text and p
+    )
+    assert isinstance(page, requests.Response)
+    assert number not in page.text.replace(f"person={number}", "")
+    lecturer = sign_in(url, "lecturer1")
+    refused = lecturer.get(f"{url}/audit?{urlencode(query)}", timeout=10)
+    assert refused.status_code == 403
+    assert portal_suite.display_name("student001") not in refused.text
+
+
+def test_a_school_administrator_withdraws_and_restores_a_module(portal_suite: PortalSuite) -> None:
+    url = portal_suite.url
+    admin = sign_in(url, "schooladmin1")
+    se101 = str(demo_id("module", "SE101"))
+    listed = admin.get(f"{url}/modules", timeout=10)
+    assert listed.status_code == 200, listed.text
+    assert f'action="/modules/{se101}/delete"' in listed.text
+
+    withdrawn = _post(admin, f"{url}/modules/{se101}/delete", f"{url}/modules", {})
+    assert withdrawn.status_code == 200, withdrawn.text  # followed the redirect back to the list
+    assert "SE101 Software Engineering Practice was withdrawn." in withdrawn.text
+    assert f'action="/modules/{se101}/restore"' in withdrawn.text
+    assert portal_suite.module_deleted("SE101")
+
+    restored = _post(admin, f"{url}/modules/{se101}/restore", f"{url}/modules", {})
+    assert restored.status_code == 200, restored.text
+    assert "SE101 Software Engineering Practice was restored." in restored.text
+    assert not portal_suite.module_deleted("SE101")
+
+
+def test_a_lecturer_of_another_school_may_not_change_a_module(portal_suite: PortalSuite) -> None:
+    url = portal_suite.url
+    lecturer = sign_in(url, "tutor2")  # leads MA101 and MA102 in the School of Mathematics
+    cs101 = str(demo_id("module", "CS101"))
+    listed = lecturer.get(f"{url}/modules", timeout=10)
+    assert listed.status_code == 200, listed.text
+    assert "MA101" in listed.text
+    assert "CS101" not in listed.text
+
+    for path, data in [(f"/modules/{cs101}/title", {"title": "Taken over"}), (f"/modules/{cs101}/delete", {})]:
+        refused = _post(lecturer, f"{url}{path}", f"{url}/modules", data)
+        assert refused.status_code == 403, refused.text
+        assert "You can&#39;t change this module" in refused.text
+    assert not portal_suite.module_deleted("CS101")
 
 
 def test_audit_refuses_a_lecturer_the_log(portal_suite: PortalSuite) -> None:

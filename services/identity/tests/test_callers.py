@@ -7,7 +7,9 @@ from tend.identity.v1 import identity_pb2
 
 from tend_identity.callers import CALLERS, METHOD_POLICY, SERVICE_NAME
 
-REVEALING = ("ListVisibleStudents", "ResolvePseudonyms", "MapToPseudonyms", "GetContactDetails", "GetSession")
+REVEALING = (
+    "ListVisibleStudents", "ResolvePseudonyms", "MapToPseudonyms", "GetContactDetails", "GetSession", "FindPerson"
+)  # fmt: skip
 
 
 def test_every_method_of_the_service_is_in_the_table() -> None:
@@ -30,3 +32,12 @@ def test_only_notify_reads_contact_details() -> None:
         if METHOD_POLICY.permits(f"/{SERVICE_NAME}/GetContactDetails", s)
     }
     assert allowed == {"notify"}
+
+
+def test_only_the_portal_finds_people_by_number() -> None:
+    allowed = {
+        s
+        for s in ("portal", "checkin", "indicators", "notify", "audit")
+        if METHOD_POLICY.permits(f"/{SERVICE_NAME}/FindPerson", s)
+    }
+    assert allowed == {"portal"}

@@ -191,7 +191,7 @@ class FakeIdentity(identity_pb2_grpc.IdentityServiceServicer):
     ) -> identity_pb2.ListTeachingModuleRunsResponse:
         self._misbehave(context)
         self.list_assertions.append(request.actor_assertion)
-        if request.actor_assertion != assertion_for(STAFF, "checkin"):
+        if request.actor_assertion != assertion_for(STAFF, "identity"):
             return identity_pb2.ListTeachingModuleRunsResponse()
         return identity_pb2.ListTeachingModuleRunsResponse(module_runs=list(MODULE_RUNS))
 

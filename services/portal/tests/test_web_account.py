@@ -129,7 +129,7 @@ def test_portal_asks_identity_for_an_assertion_for_each_service_it_acts_towards(
 ) -> None:
     signed_in_staff.get("/")
 
-    assert sorted(identity.audiences_asked[-1]) == ["audit", "checkin", "indicators", "notify"]
+    assert sorted(identity.audiences_asked[-1]) == ["audit", "checkin", "identity", "indicators", "notify"]
 
 
 def test_sign_out_revokes_the_session(signed_in_staff: PortalBrowser, identity: FakeIdentity) -> None:

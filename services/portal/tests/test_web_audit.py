@@ -108,16 +108,31 @@ GRANT = identity_pb2.BreakGlassGrant(
 )
 
 
+STUDENT_NUMBER = "S7000123"
+
+
 class ReviewingIdentity(FakeIdentity):
     def __init__(self) -> None:
         super().__init__()
         self.people[DPO.username] = DPO
         self.since: list[datetime | None] = []
+        self.look_ups: list[identity_pb2.FindPersonRequest] = []
+
+    def FindPerson(
+        self, request: identity_pb2.FindPersonRequest, context: grpc.ServicerContext
+    ) -> identity_pb2.FindPersonResponse:
+        """Tells only the officer, and the same refusal to anyone else whether the number exists or not."""
+        self.look_ups.append(request)
+        if request.actor_assertion != assertion_for(DPO, "identity"):
+            abort(context, grpc.StatusCode.PERMISSION_DENIED, f"refused {STUDENT.display_name}")
+        if request.identifier != STUDENT_NUMBER:
+            abort(context, grpc.StatusCode.NOT_FOUND, "nobody")
+        return identity_pb2.FindPersonResponse(person_id=STUDENT.person_id, display_name=STUDENT.display_name)
 
     def ListBreakGlassGrants(
         self, request: identity_pb2.ListBreakGlassGrantsRequest, context: grpc.ServicerContext
     ) -> identity_pb2.ListBreakGlassGrantsResponse:
-        if request.actor_assertion != assertion_for(DPO, "audit"):
+        if request.actor_assertion != assertion_for(DPO, "identity"):
             abort(context, grpc.StatusCode.PERMISSION_DENIED, "not the officer")
         self.since.append(request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None)
         return identity_pb2.ListBreakGlassGrantsResponse(grants=[GRANT])
@@ -209,12 +224,55 @@ def test_what_a_member_of_staff_did(officer: PortalBrowser, audit: FakeAudit) ->
 
 
 def test_a_bad_search_says_what_is_wrong_and_asks_nothing(officer: PortalBrowser, audit: FakeAudit) -> None:
-    response = officer.get(_search(person="not-an-id", purpose="curiosity", to="yesterday"))
+    response = officer.get(_search(person="not an id!", purpose="curiosity", to="yesterday"))
     page = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "Enter the person&#39;s Tend id" in page
+    assert "Enter a student number (for example S1234567), a staff user name or a Tend id." in page
     assert "Choose why you are searching the log." in page
     assert "Enter a date as year-month-day" in page
+    assert audit.queries == []
+
+
+def test_the_officer_searches_by_student_number_and_sees_the_name(
+    officer: PortalBrowser, audit: FakeAudit, identity: FakeIdentity
+) -> None:
+    response = officer.get(_search(person=STUDENT_NUMBER))
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200, page
+    assert isinstance(identity, ReviewingIdentity)
+    [look_up] = identity.look_ups
+    assert (look_up.actor_assertion, look_up.identifier) == (assertion_for(DPO, "identity"), STUDENT_NUMBER)
+    [sent] = audit.queries
+    assert sent.query.person_id == STUDENT.person_id  # audit is asked by id, never by number
+    assert f"Person: {STUDENT.display_name}, Tend id {STUDENT.person_id}." in page
+    assert f"person {STUDENT.person_id}</a> ({STUDENT.display_name})" in page
+    assert f"person={STUDENT_NUMBER}" in page  # the next page and downloads look the number up again
+
+    download = officer.get(_search(person=STUDENT_NUMBER, format="csv").replace("/audit?", "/audit/export?"))
+    assert download.status_code == 200
+    assert [e.query.person_id for e in audit.exports] == [STUDENT.person_id]
+
+
+def test_a_search_by_id_needs_no_look_up(officer: PortalBrowser, audit: FakeAudit, identity: FakeIdentity) -> None:
+    assert officer.get(_search()).status_code == 200
+    assert isinstance(identity, ReviewingIdentity)
+    assert identity.look_ups == []
+
+
+def test_an_unknown_number_is_named_on_the_form(officer: PortalBrowser, audit: FakeAudit) -> None:
+    response = officer.get(_search(person="S0000000"))
+    assert response.status_code == 400
+    assert "No student or member of staff has this number or user name." in response.get_data(as_text=True)
+    assert audit.queries == []
+
+
+def test_a_look_up_identity_refuses_is_a_plain_refusal(signed_in_staff: PortalBrowser, audit: FakeAudit) -> None:
+    response = signed_in_staff.get(_search(person=STUDENT_NUMBER))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 403
+    assert "You do not have access to these audit records" in page
+    assert "Canary" not in page
     assert audit.queries == []
 
 

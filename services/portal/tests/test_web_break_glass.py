@@ -37,7 +37,7 @@ class GrantingIdentity(FakeIdentity):
         self, request: identity_pb2.RequestBreakGlassRequest, context: grpc.ServicerContext
     ) -> identity_pb2.RequestBreakGlassResponse:
         self.requests.append(request)
-        if request.actor_assertion != assertion_for(STAFF, "audit"):
+        if request.actor_assertion != assertion_for(STAFF, "identity"):
             abort(context, grpc.StatusCode.PERMISSION_DENIED, "only staff")
         grant = identity_pb2.BreakGlassGrant(
             grant_id=str(uuid.uuid4()),

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from services.portal.tests.conftest import FakeCheckin, FakeIdentity, FakePerson, PortalBrowser
 
 STAFF_ASSERTION_PREFIX = "assertion.checkin."
+# Calls to identity carry the assertion issued for identity, calls to checkin the one for checkin.
+IDENTITY_ASSERTION_PREFIX = "assertion.identity."
 
 
 def _open_session(browser: PortalBrowser, module_run_id: str = "run-cs101", room: str = "Main Building LT1") -> str:
@@ -30,7 +32,7 @@ def test_staff_see_their_module_runs(signed_in_staff: PortalBrowser, staff: Fake
     assert "CS102" in page
     assert 'value="run-cs101"' in page
     assert '<label for="room">' in page
-    assert identity.list_assertions == [f"{STAFF_ASSERTION_PREFIX}{staff.person_id}"]
+    assert identity.list_assertions == [f"{IDENTITY_ASSERTION_PREFIX}{staff.person_id}"]
 
 
 def test_students_cannot_start_a_session(signed_in_student: PortalBrowser, checkin: FakeCheckin) -> None:

@@ -41,6 +41,9 @@ CALLERS: Mapping[str, frozenset[str]] = {
     "UpdateModule": frozenset({"portal"}),
     "DeleteModule": frozenset({"portal"}),
     "RestoreModule": frozenset({"portal"}),
+    "ListModules": frozenset({"portal"}),
+    # The data protection officer's audit search, through the portal.
+    "FindPerson": frozenset({"portal"}),
 }
 
 METHOD_POLICY = MethodPolicy({f"/{SERVICE_NAME}/{method}": callers for method, callers in CALLERS.items()})

@@ -6,12 +6,13 @@ from tend.identity.v1 import identity_pb2
 
 from tend_common.messaging.envelope import timestamp
 from tend_identity.disclosure import ShownStudent
-from tend_identity.model import Person, PersonKind
+from tend_identity.model import ModuleRunSummary, Person, PersonKind
+from tend_identity.modules import ManageableModule
 from tend_identity.policy import Detail, Purpose
 from tend_identity.preferences import LandingPage, Preferences
 from tend_identity.pseudonym_mapping import IdentifierKind
 from tend_identity.store.break_glass import StoredGrant
-from tend_identity.store.organisation import StoredModule
+from tend_identity.store.organisation import StoredModule, StoredSchool
 
 _PERSON_KINDS = {PersonKind.STUDENT: identity_pb2.PERSON_KIND_STUDENT, PersonKind.STAFF: identity_pb2.PERSON_KIND_STAFF}
 PURPOSES = {
@@ -82,4 +83,23 @@ def module_message(module: StoredModule) -> identity_pb2.Module:
         code=module.code,
         title=module.title,
         deleted=module.deleted,
+    )
+
+
+def school_message(school: StoredSchool) -> identity_pb2.School:
+    return identity_pb2.School(school_id=str(school.id), code=school.code, name=school.name)
+
+
+def module_run_message(run: ModuleRunSummary) -> identity_pb2.ModuleRun:
+    return identity_pb2.ModuleRun(
+        module_run_id=str(run.id), module_code=run.module_code, title=run.title, term=f"{run.academic_year} {run.term}"
+    )
+
+
+def managed_module_message(managed: ManageableModule) -> identity_pb2.ManagedModule:
+    return identity_pb2.ManagedModule(
+        module=module_message(managed.module),
+        school=school_message(managed.school),
+        runs=[module_run_message(run) for run in managed.runs],
+        allowed_actions=list(managed.allowed_actions),
     )

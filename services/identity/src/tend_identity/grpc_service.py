@@ -32,6 +32,7 @@ from tend_identity import (
     decisions,
     disclosure,
     modules,
+    person_search,
     preferences,
     pseudonym_mapping,
     responsible_staff,
@@ -47,9 +48,12 @@ from tend_identity.grpc_messages import (
     LANDING_PAGES_IN,
     PURPOSES,
     grant_message,
+    managed_module_message,
     module_message,
+    module_run_message,
     person_message,
     preferences_message,
+    school_message,
     student_message,
 )
 from tend_identity.metrics import ACCESS_DECISIONS, SIGN_INS, TOKENS_ISSUED
@@ -400,17 +404,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         actor = self._actor(request.actor_assertion)
         with self._pool.connection() as conn:
             runs = people_store.teaching_module_runs(conn, actor.person_id)
-        return identity_pb2.ListTeachingModuleRunsResponse(
-            module_runs=[
-                identity_pb2.ModuleRun(
-                    module_run_id=str(run.id),
-                    module_code=run.module_code,
-                    title=run.title,
-                    term=f"{run.academic_year} {run.term}",
-                )
-                for run in runs
-            ]
-        )
+        return identity_pb2.ListTeachingModuleRunsResponse(module_runs=[module_run_message(run) for run in runs])
 
     @_rpc
     def ListVisibleStudents(
@@ -601,6 +595,32 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         with self._transaction(changes_facts=True) as conn:
             module = modules.restore_module(conn, actor, module_id, self._clock(), _request_id(context))
         return identity_pb2.ModuleResponse(module=module_message(module))
+
+    @_rpc
+    def ListModules(
+        self, request: identity_pb2.ListModulesRequest, context: grpc.ServicerContext
+    ) -> identity_pb2.ListModulesResponse:
+        actor = self._actor(request.actor_assertion)
+        with self._pool.connection() as conn:
+            manageable = modules.manageable_modules(conn, actor)
+        return identity_pb2.ListModulesResponse(
+            modules=[managed_module_message(managed) for managed in manageable.modules],
+            schools_for_new_modules=[school_message(school) for school in manageable.schools_for_new_modules],
+        )
+
+    # Finding people for the audit search.
+
+    @_rpc
+    def FindPerson(
+        self, request: identity_pb2.FindPersonRequest, context: grpc.ServicerContext
+    ) -> identity_pb2.FindPersonResponse:
+        identifier = request.identifier.strip()
+        if not identifier or len(identifier) > MAX_IDENTIFIER_LENGTH or not identifier.isprintable():
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "a student number or a staff user name is required")
+        actor = self._actor(request.actor_assertion)
+        with self._transaction() as conn:
+            found = person_search.find_person(conn, actor, identifier, self._clock(), _request_id(context))
+        return identity_pb2.FindPersonResponse(person_id=str(found.id), display_name=found.display_name)
 
     # Who is asking.
 

@@ -37,6 +37,29 @@ class Column:
     inside: bool = True
 
 
+# Calls other than CheckAccess that are decided by the action rules above (the design, kept with the tables).
+RULES_IN_OTHER_CALLS_SECTION = """## Calls decided by these rules
+
+- **FindPerson** (the data protection officer's audit search, through the portal only): which person a student
+  number, or a member of staff's user name (their staff number), names. Allowed as `audit.read` on the person found
+  (the data protection officer; a person about themself). Whether a number names anybody at all is itself only for
+  `audit.read_all` (the data protection officer); anyone else gets the same refusal for a known and an unknown
+  number. Each look-up is recorded (`person.find`, allowed or refused, naming the person found, never the number
+  typed) in the transaction that answers it; if the record cannot be made, nothing is answered. It returns the
+  person id and display name only.
+- **ListModules** (module-management pages): the modules on which the `module.*` rules allow the person something,
+  with exactly those actions: a school's administrators get every module of their school (withdrawn ones too, with
+  `module.restore` instead of `module.delete`), a module's leads get `module.update` on the modules they lead while
+  they are not withdrawn; and the schools where `module.create` allows them to add modules. The list is read with
+  the same relationships a decision uses, and a test asserts it against CheckAccess for every module. Every change
+  is still decided and recorded when it is made.
+
+The portal's `/modules` page (the "Modules" link shows for school administrators and lecturers) lists what
+ListModules returns, with a form or button only for the actions it allows: change the title, withdraw, restore,
+and create a module in a school. Each is a POST with the CSRF token, decided again by identity; a refusal is a plain
+"You can't change this module" page, and nothing is changed.
+"""
+
 # How CheckAccess decides and records (not generated from the policy: the design, kept with the page it explains).
 DECISIONS_SECTION = """## How a decision is made and recorded
 
@@ -214,6 +237,7 @@ def render() -> str:
             [[f"`{r.name}`", *(expected(r, column) for column in chunk)] for r in policy.RELATIONSHIPS],
         )
         lines.append("")
+    lines.append(RULES_IN_OTHER_CALLS_SECTION)
     lines.append(DECISIONS_SECTION)
     return "\n".join(lines)
 

@@ -18,12 +18,13 @@ from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from tend_portal.grpc_calls import call, check_health
 
+IDENTITY_AUDIENCE = "identity"
 CHECKIN_AUDIENCE = "checkin"
 INDICATORS_AUDIENCE = "indicators"
 NOTIFY_AUDIENCE = "notify"
 AUDIT_AUDIENCE = "audit"
 # The services the portal acts towards for the signed-in person; identity signs an assertion for each.
-PORTAL_AUDIENCES = (CHECKIN_AUDIENCE, INDICATORS_AUDIENCE, NOTIFY_AUDIENCE, AUDIT_AUDIENCE)
+PORTAL_AUDIENCES = (IDENTITY_AUDIENCE, CHECKIN_AUDIENCE, INDICATORS_AUDIENCE, NOTIFY_AUDIENCE, AUDIT_AUDIENCE)
 
 
 # Records: what the portal needs from a response, and nothing more.

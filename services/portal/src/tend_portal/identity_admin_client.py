@@ -1,4 +1,5 @@
-"""Identity's calls behind the sign-in by OpenID Connect, "sign out everywhere", break-glass and module pages.
+"""Identity's calls behind the sign-in by OpenID Connect, "sign out everywhere", break-glass, module management and
+the audit search's look-up of a person by student or staff number.
 
 Kept apart from clients.py so these pages add files rather than change shared ones; failures map to the same
 ServiceCallError messages, never echoing remote details. Identity decides every right; the portal only asks.
@@ -33,6 +34,16 @@ _OIDC_ERRORS: ErrorsByCode = {
 }
 
 
+class ModuleCodeTaken(ServiceCallError):
+    """Another module already has the code asked for (ALREADY_EXISTS)."""
+
+    message = "Another module already has this code. Choose a different code."
+    http_status = 409
+
+
+_CREATE_MODULE_ERRORS: ErrorsByCode = {grpc.StatusCode.ALREADY_EXISTS: ModuleCodeTaken}
+
+
 @dataclasses.dataclass(frozen=True)
 class OidcStart:
     authorization_url: str
@@ -58,6 +69,42 @@ class Module:
     deleted: bool
 
 
+@dataclasses.dataclass(frozen=True)
+class School:
+    school_id: str
+    code: str
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ManagedModule:
+    """A module the person may manage, and what identity's policy lets them do to it now."""
+
+    module: Module
+    school: School
+    # Academic year and term of each run, for example "2026/27 autumn".
+    terms: tuple[str, ...]
+    allowed_actions: frozenset[str]
+
+    def allows(self, action: str) -> bool:
+        return action in self.allowed_actions
+
+
+@dataclasses.dataclass(frozen=True)
+class ManageableModules:
+    modules: list[ManagedModule]
+    # Where the person may create modules.
+    schools_for_new_modules: list[School]
+
+
+@dataclasses.dataclass(frozen=True)
+class FoundPerson:
+    """Who a student or staff number names: the id audit records use, and a name to show the person asking."""
+
+    person_id: str
+    display_name: str
+
+
 class IdentityAdminApi(Protocol):
     def start_oidc_sign_in(self, redirect_uri: str) -> OidcStart: ...
     def finish_oidc_sign_in(self, state: str, code: str) -> SignedIn: ...
@@ -69,6 +116,8 @@ class IdentityAdminApi(Protocol):
     def update_module(self, actor_assertion: str, module_id: str, title: str) -> Module: ...
     def delete_module(self, actor_assertion: str, module_id: str) -> Module: ...
     def restore_module(self, actor_assertion: str, module_id: str) -> Module: ...
+    def list_modules(self, actor_assertion: str) -> ManageableModules: ...
+    def find_person(self, actor_assertion: str, identifier: str) -> FoundPerson: ...
 
 
 def _grant(message: identity_pb2.BreakGlassGrant) -> BreakGlassGrant:
@@ -89,6 +138,19 @@ def _module(message: identity_pb2.Module) -> Module:
         code=message.code,
         title=message.title,
         deleted=message.deleted,
+    )
+
+
+def _school(message: identity_pb2.School) -> School:
+    return School(school_id=message.school_id, code=message.code, name=message.name)
+
+
+def _managed_module(message: identity_pb2.ManagedModule) -> ManagedModule:
+    return ManagedModule(
+        module=_module(message.module),
+        school=_school(message.school),
+        terms=tuple(run.term for run in message.runs),
+        allowed_actions=frozenset(message.allowed_actions),
     )
 
 
@@ -144,7 +206,7 @@ class IdentityAdminClient:
         request = identity_pb2.CreateModuleRequest(
             actor_assertion=actor_assertion, school_id=school_id, code=code, title=title
         )
-        response = call("CreateModule", self._stub.CreateModule, request, self._timeout)
+        response = call("CreateModule", self._stub.CreateModule, request, self._timeout, errors=_CREATE_MODULE_ERRORS)
         return _module(response.module)
 
     def update_module(self, actor_assertion: str, module_id: str, title: str) -> Module:
@@ -161,3 +223,18 @@ class IdentityAdminClient:
         request = identity_pb2.ModuleActionRequest(actor_assertion=actor_assertion, module_id=module_id)
         response = call("RestoreModule", self._stub.RestoreModule, request, self._timeout)
         return _module(response.module)
+
+    def list_modules(self, actor_assertion: str) -> ManageableModules:
+        request = identity_pb2.ListModulesRequest(actor_assertion=actor_assertion)
+        response = call("ListModules", self._stub.ListModules, request, self._timeout)
+        return ManageableModules(
+            modules=[_managed_module(module) for module in response.modules],
+            schools_for_new_modules=[_school(school) for school in response.schools_for_new_modules],
+        )
+
+    def find_person(self, actor_assertion: str, identifier: str) -> FoundPerson:
+        """NotFound when nobody has the number; PermissionDenied when identity will not say (to anyone but the data
+        protection officer, whether the number exists or not)."""
+        request = identity_pb2.FindPersonRequest(actor_assertion=actor_assertion, identifier=identifier)
+        response = call("FindPerson", self._stub.FindPerson, request, self._timeout)
+        return FoundPerson(person_id=response.person_id, display_name=response.display_name)

@@ -4,12 +4,16 @@ for review, and a person's own "who has accessed my record".
 
 Audit decides every answer (it asks identity whether the person may read what the query covers, and records the
 query before answering); the portal passes the person's assertion for audience "audit" and shows what comes back, or
-a refusal page. Records hold identifiers only: no names are resolved here.
+a refusal page. The officer may name the person by student number or staff user name: identity's FindPerson turns
+it into the person id audit records use (deciding, and recording, that look-up itself), and its answer's name is
+shown beside that id. Records hold identifiers only; no other names are resolved here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,9 +31,9 @@ from tend_portal.audit_client import (
     RecordQuery,
 )
 from tend_portal.auth import CurrentSession, require_session, require_staff
-from tend_portal.clients import AUDIT_AUDIENCE
+from tend_portal.clients import AUDIT_AUDIENCE, IDENTITY_AUDIENCE
 from tend_portal.context import portal
-from tend_portal.grpc_calls import PermissionDenied
+from tend_portal.grpc_calls import NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,12 @@ _PURPOSE_VALUES = {value for value, _ in PURPOSES}
 _FORMATS = {"csv": ("text/csv; charset=utf-8", "csv"), "json": ("application/json", "json")}
 _REFUSED = "You do not have access to these audit records. Only the data protection officer can search the log."
 _MAX_TOKEN = 200
+# A student number or a staff user name as typed: identity has the last word, this only keeps out what is neither.
+_MAX_NUMBER = 64
+_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@/-]*")
+_PERSON_NEEDED = "Enter the person's student number, staff user name or Tend id."
+_NOT_A_NUMBER = "Enter a student number (for example S1234567), a staff user name or a Tend id."
+_NOBODY = "No student or member of staff has this number or user name. Check it, or enter their Tend id."
 
 
 @blueprint.app_context_processor
@@ -99,10 +109,15 @@ def _read_form() -> tuple[SearchForm, RecordQuery | None]:
         errors["question"] = "Choose what you want to find."
     person_id = ""
     if form.question in PERSON_QUERIES:
-        try:
-            person_id = str(uuid.UUID(form.person))
-        except ValueError:
-            errors["person"] = "Enter the person's Tend id, for example 0b8e1c9a-5d1f-4c8e-9a53-2f0c1d7e6b4a."
+        if not form.person:
+            errors["person"] = _PERSON_NEEDED
+        else:
+            try:
+                person_id = str(uuid.UUID(form.person))
+            except ValueError:
+                # Not an id: a number for identity to look up (_with_person), if it looks like one.
+                if len(form.person) > _MAX_NUMBER or not _NUMBER.fullmatch(form.person):
+                    errors["person"] = _NOT_A_NUMBER
     if form.purpose not in _PURPOSE_VALUES:
         errors["purpose"] = "Choose why you are searching the log."
     start = _date(form.date_from, "date_from", errors)
@@ -132,6 +147,32 @@ def _assertion(current: CurrentSession) -> str:
     return current.session.assertion_for(AUDIT_AUDIENCE)
 
 
+def _identity_assertion(current: CurrentSession) -> str:
+    return current.session.assertion_for(IDENTITY_AUDIENCE)
+
+
+def _with_person(current: CurrentSession, form: SearchForm, query: RecordQuery) -> tuple[RecordQuery, dict[str, str]]:
+    """The query naming its person by id, and the name identity gave for that id when the form held a number.
+
+    Raises NotFound when nobody has the number, PermissionDenied when identity will not say (it tells only the data
+    protection officer, or a person about themself, and records every look-up)."""
+    if query.kind not in PERSON_QUERIES or query.person_id:
+        return query, {}
+    found = portal().identity_admin.find_person(_identity_assertion(current), form.person)
+    return dataclasses.replace(query, person_id=found.person_id), {found.person_id: found.display_name}
+
+
+def _search_page(form: SearchForm, status: int = 200, **results: object) -> Response:
+    body = render_template(
+        "audit_search.html",
+        form=form,
+        questions=QUESTIONS,
+        purposes=PURPOSES,
+        **{"page": None, "searched": False, "person_names": {}, **results},
+    )
+    return make_response(body, status)
+
+
 def _refused(message: str = _REFUSED) -> Response:
     return make_response(render_template("error.html", title="No access", message=message), 403)
 
@@ -140,31 +181,27 @@ def _refused(message: str = _REFUSED) -> Response:
 def search() -> Response:
     current = require_staff()
     if not request.args:
-        body = render_template(
-            "audit_search.html", form=SearchForm(), questions=QUESTIONS, purposes=PURPOSES, page=None, searched=False
-        )
-        return make_response(body)
+        return _search_page(SearchForm())
     form, query = _read_form()
     if query is None:
-        body = render_template(
-            "audit_search.html", form=form, questions=QUESTIONS, purposes=PURPOSES, page=None, searched=False
-        )
-        return make_response(body, 400)
+        return _search_page(form, 400)
     page_token = request.args.get("page", "")[:_MAX_TOKEN]
     try:
+        query, person_names = _with_person(current, form, query)
         page = portal().audit.query_records(_assertion(current), query, form.purpose, page_token)
+    except NotFound:
+        form.errors = {"person": _NOBODY}
+        return _search_page(form, 400)
     except PermissionDenied:
         return _refused()
-    body = render_template(
-        "audit_search.html",
-        form=form,
-        questions=QUESTIONS,
-        purposes=PURPOSES,
+    return _search_page(
+        form,
         page=page,
         searched=True,
         question_name=_QUESTION_NAMES[form.question],
+        person_id=query.person_id,
+        person_names=person_names,
     )
-    return make_response(body)
 
 
 @blueprint.get("/audit/export")
@@ -177,7 +214,10 @@ def export() -> Response:
     if query is None:
         abort(400, description="The search is not complete. Go back to the search and check it.")
     try:
+        query, _names = _with_person(current, form, query)
         started = portal().audit.export_records(_assertion(current), query, form.purpose, file_format)
+    except NotFound:
+        abort(400, description=_NOBODY)
     except PermissionDenied:
         return _refused()
     content_type, extension = _FORMATS[file_format]
@@ -200,7 +240,7 @@ def break_glass_grants() -> Response:
         return make_response(body, 400)
     since = datetime.combine(since_date, time.min, tzinfo=UTC) if since_date else None
     try:
-        grants = portal().identity_admin.list_break_glass_grants(_assertion(current), since)
+        grants = portal().identity_admin.list_break_glass_grants(_identity_assertion(current), since)
     except PermissionDenied:
         return _refused("You do not have access to the break-glass grants. They are for the data protection officer.")
     now = datetime.now(UTC)

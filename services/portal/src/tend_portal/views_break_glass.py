@@ -14,7 +14,7 @@ from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_staff
-from tend_portal.clients import AUDIT_AUDIENCE
+from tend_portal.clients import IDENTITY_AUDIENCE
 from tend_portal.context import portal
 from tend_portal.grpc_calls import InvalidArgument, NotFound, PermissionDenied
 
@@ -61,8 +61,7 @@ def request_access() -> Response:
     pseudonym = portal().identity_admin.pseudonyms_of_student_numbers([student]).get(student)
     if pseudonym is None:
         return _page(student, reason, {"student": "There is no student with that student number."}, 400)
-    # Identity accepts an assertion of any audience; the audit one fits a grant made for the audit trail.
-    assertion = current.session.assertion_for(AUDIT_AUDIENCE)
+    assertion = current.session.assertion_for(IDENTITY_AUDIENCE)
     try:
         grant = portal().identity_admin.request_break_glass(assertion, pseudonym, reason)
     except (InvalidArgument, NotFound):

@@ -17,7 +17,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_staff
-from tend_portal.clients import CHECKIN_AUDIENCE, INDICATORS_AUDIENCE, NOTIFY_AUDIENCE
+from tend_portal.clients import IDENTITY_AUDIENCE, INDICATORS_AUDIENCE, NOTIFY_AUDIENCE
 from tend_portal.context import portal
 from tend_portal.grpc_calls import InvalidArgument, NotFound, PermissionDenied, ServiceCallError
 from tend_portal.indicators_client import CASE_ACTIONS, MAX_NOTE_LENGTH, Case, EngagementSummary
@@ -65,7 +65,7 @@ def _module_names() -> dict[str, str]:
     student does not fail because module names could not be read."""
     current = require_staff()
     try:
-        runs = portal().identity.list_teaching_module_runs(current.session.assertion_for(CHECKIN_AUDIENCE))
+        runs = portal().identity.list_teaching_module_runs(current.session.assertion_for(IDENTITY_AUDIENCE))
     except ServiceCallError:
         return {}
     return {run.module_run_id: f"{run.module_code} {run.title} ({run.term})" for run in runs}
@@ -178,7 +178,7 @@ def record_action(case_id: str) -> Response:
 @blueprint.get("/cohorts")
 def choose_cohort() -> str:
     current = require_staff()
-    runs = portal().identity.list_teaching_module_runs(current.session.assertion_for(CHECKIN_AUDIENCE))
+    runs = portal().identity.list_teaching_module_runs(current.session.assertion_for(IDENTITY_AUDIENCE))
     return render_template("cohorts.html", runs=runs)
 
 

@@ -18,7 +18,7 @@ from flask import Blueprint, abort, make_response, render_template, request
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_staff
-from tend_portal.clients import CHECKIN_AUDIENCE
+from tend_portal.clients import CHECKIN_AUDIENCE, IDENTITY_AUDIENCE
 from tend_portal.context import portal
 from tend_portal.corrections_client import REASONS, ClassMember, SessionSummary
 
@@ -44,7 +44,7 @@ def _valid_id(value: str) -> str:
 
 @blueprint.get("/attendance")
 def choose_module_run() -> str:
-    runs = portal().identity.list_teaching_module_runs(_assertion())
+    runs = portal().identity.list_teaching_module_runs(require_staff().session.assertion_for(IDENTITY_AUDIENCE))
     return render_template("corrections_runs.html", runs=runs)
 
 

@@ -11,7 +11,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_staff
-from tend_portal.clients import CHECKIN_AUDIENCE, ModuleRun
+from tend_portal.clients import CHECKIN_AUDIENCE, IDENTITY_AUDIENCE, ModuleRun
 from tend_portal.context import portal
 from tend_portal.grpc_calls import InvalidArgument, PermissionDenied
 from tend_portal.presenter import PresenterScreen, UnexpectedPresenterCode, presenter_screen
@@ -31,14 +31,13 @@ def _new_session_page(
     return make_response(body, status)
 
 
-def _teaching_runs(assertion: str) -> list[ModuleRun]:
-    return portal().identity.list_teaching_module_runs(assertion)
+def _teaching_runs() -> list[ModuleRun]:
+    return portal().identity.list_teaching_module_runs(require_staff().session.assertion_for(IDENTITY_AUDIENCE))
 
 
 @blueprint.get("/sessions/new")
 def new_session() -> Response:
-    current = require_staff()
-    return _new_session_page(_teaching_runs(current.session.assertion_for(CHECKIN_AUDIENCE)))
+    return _new_session_page(_teaching_runs())
 
 
 @blueprint.post("/sessions")
@@ -55,12 +54,12 @@ def open_session() -> Response:
     elif len(room) > _MAX_ROOM:
         errors["room"] = f"Enter a room name of at most {_MAX_ROOM} characters."
     if errors:
-        return _new_session_page(_teaching_runs(assertion), module_run_id, room, errors, 400)
+        return _new_session_page(_teaching_runs(), module_run_id, room, errors, 400)
     try:
         opened = portal().checkin.open_session(assertion, module_run_id, room)
     except (InvalidArgument, PermissionDenied) as exc:
         field = "module_run_id" if isinstance(exc, PermissionDenied) else "room"
-        return _new_session_page(_teaching_runs(assertion), module_run_id, room, {field: exc.message}, exc.http_status)
+        return _new_session_page(_teaching_runs(), module_run_id, room, {field: exc.message}, exc.http_status)
     log.info(
         "teaching session opened",
         extra={"fields": {"person_id": current.session.person.person_id, "session_id": opened.session_id}},

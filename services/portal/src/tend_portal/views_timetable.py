@@ -12,7 +12,7 @@ from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_staff
-from tend_portal.clients import CHECKIN_AUDIENCE, ModuleRun
+from tend_portal.clients import CHECKIN_AUDIENCE, IDENTITY_AUDIENCE, ModuleRun
 from tend_portal.context import portal
 from tend_portal.grpc_calls import PermissionDenied
 from tend_portal.timetable_client import TimetableImport, TimetableRejected
@@ -69,7 +69,7 @@ def _is_zone(name: str) -> bool:
 @blueprint.get("/timetable")
 def form() -> Response:
     current = require_staff()
-    runs = portal().identity.list_teaching_module_runs(current.session.assertion_for(CHECKIN_AUDIENCE))
+    runs = portal().identity.list_teaching_module_runs(current.session.assertion_for(IDENTITY_AUDIENCE))
     return _page(runs, chosen=request.args.get("run", ""))
 
 
@@ -77,7 +77,7 @@ def form() -> Response:
 def upload() -> Response:
     current = require_staff()
     assertion = current.session.assertion_for(CHECKIN_AUDIENCE)
-    runs = portal().identity.list_teaching_module_runs(assertion)
+    runs = portal().identity.list_teaching_module_runs(current.session.assertion_for(IDENTITY_AUDIENCE))
     chosen = request.form.get("module_run_id", "").strip()
     timezone = request.form.get("timezone", "").strip() or DEFAULT_TIMEZONE
     upload = request.files.get("timetable_file")

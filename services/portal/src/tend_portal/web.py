@@ -18,6 +18,7 @@ from tend_portal import (
     views_checkin_token,
     views_corrections,
     views_enquiries,
+    views_modules,
     views_my_engagement,
     views_oidc,
     views_preferences,
@@ -116,6 +117,7 @@ def create_app(
     app.register_blueprint(views_audit.blueprint)
     app.register_blueprint(views_break_glass.blueprint)
     app.register_blueprint(views_timetable.blueprint)
+    app.register_blueprint(views_modules.blueprint)
     _add_error_pages(app)
 
     @app.context_processor

@@ -172,3 +172,21 @@ def identifying_values(conn: Connection) -> list[str]:
         "SELECT family_name, email, student_number FROM people ORDER BY username",
     ).fetchall()
     return [value for row in rows for value in row if value]
+
+
+@dataclass(frozen=True)
+class NamedPerson:
+    id: uuid.UUID
+    display_name: str
+
+
+def by_institutional_identifier(conn: Connection, identifier: str) -> NamedPerson | None:
+    """The student with this student number, or else the member of staff with this user name (staff have no other
+    institutional number). Both are unique, so at most one of each can match; the student number wins."""
+    row = conn.execute(
+        "SELECT id, display_name FROM people"
+        " WHERE (kind = 'student' AND student_number = %(value)s) OR (kind = 'staff' AND username = %(value)s)"
+        " ORDER BY kind = 'student' DESC LIMIT 1",
+        {"value": identifier},
+    ).fetchone()
+    return None if row is None else NamedPerson(row[0], row[1])
