@@ -7,6 +7,7 @@ once (cookies, CSRF token) as a phone that scanned the code would have. Timed: t
 
 Figures (medians over runs): confirmed check-ins per second and p50/p95/p99 latency in a closed loop; p99 in an
 open loop at 1,000 per second; a trivial Flask endpoint on the same gunicorn settings in the same run, and the ratio;
+the web servers' CPU time per request (from /proc, for both, and its ratio: steadier than rates on a shared machine);
 and, after indicators drained its queue, accepted check-ins missing from indicators (lost) and pairs recorded twice.
 """
 
@@ -92,11 +93,13 @@ class Lecturer:
         self._session_token = signed.session_token
 
     def open_sessions(self, count: int, label: str) -> list[str]:
-        assertion = self._identity.GetSession(
-            identity_pb2.GetSessionRequest(session_token=self._session_token, audiences=["checkin"])
-        ).assertions["checkin"]
+        # One assertion per service it is shown to, as the portal does.
+        assertions = self._identity.GetSession(
+            identity_pb2.GetSessionRequest(session_token=self._session_token, audiences=["checkin", "identity"])
+        ).assertions
+        assertion = assertions["checkin"]
         runs = self._identity.ListTeachingModuleRuns(
-            identity_pb2.ListTeachingModuleRunsRequest(actor_assertion=assertion)
+            identity_pb2.ListTeachingModuleRunsRequest(actor_assertion=assertions["identity"])
         ).module_runs
         return [
             self._checkin.OpenSession(
@@ -224,6 +227,22 @@ def _cpu_seconds(pids: Sequence[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _trivial_pids(port: int) -> list[int]:
+    """The trivial server's gunicorn master and workers, found by their command line."""
+    wanted = ["-m", "bench.trivial_server", str(port)]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(arguments[n : n + 3] == wanted for n in range(len(arguments))):
+            found.append(int(entry.name))
+    return found
+
+
 def _start_trivial(port: int, settings: CheckinSettings, log_dir: Path) -> ServiceProcess:
     command = [
         sys.executable,
@@ -237,7 +256,7 @@ def _start_trivial(port: int, settings: CheckinSettings, log_dir: Path) -> Servi
 
 
 def _one_run(
-    suite: Suite, lecturer: Lecturer, phones: list[Phone], trivial_url: str, run_number: int
+    suite: Suite, lecturer: Lecturer, phones: list[Phone], trivial_port: int, run_number: int
 ) -> dict[str, float]:
     config = suite.config
     rng = random.Random(run_number)
@@ -256,7 +275,10 @@ def _one_run(
     cpu = {role: _cpu_seconds(pids) - cpu_before[role] for role, pids in processes.items()}
     cpu["load generator"] = time.process_time() - generator_before
     opened = asyncio.run(open_loop(config.checkin_url, open_attempts))
-    trivial_rate = asyncio.run(trivial_closed_loop(trivial_url, TRIVIAL_REQUESTS, CONCURRENCY))
+    trivial_pids = _trivial_pids(trivial_port)
+    trivial_cpu_before = _cpu_seconds(trivial_pids)
+    trivial_rate = asyncio.run(trivial_closed_loop(f"http://127.0.0.1:{trivial_port}", TRIVIAL_REQUESTS, CONCURRENCY))
+    trivial_cpu_ms = 1000 * (_cpu_seconds(trivial_pids) - trivial_cpu_before) / TRIVIAL_REQUESTS
 
     accepted = _accepted(closed) | _accepted(opened)
     stored = _drain(config, closed_ids + open_ids, accepted)
@@ -271,7 +293,9 @@ def _one_run(
     print(
         f"  run {run_number}: CPU ms per confirmed check-in, closed loop: "
         + ", ".join(f"{role} {1000 * seconds / len(confirmed):.2f}" for role, seconds in cpu.items())
+        + f"; trivial endpoint {trivial_cpu_ms:.3f} per request"
     )
+    web_cpu_ms = 1000 * cpu["checkin-web"] / len(confirmed)
     return {
         "checkin.confirmed_per_s": confirmed_rate,
         "checkin.p50_ms": percentile(latencies, 0.50),
@@ -280,6 +304,10 @@ def _one_run(
         "checkin.p99_ms_at_1000": percentile([o.latency * 1000 for o in opened.outcomes], 0.99),
         "checkin.trivial_per_s": trivial_rate,
         "checkin.ratio_vs_trivial": confirmed_rate / trivial_rate,
+        # CPU time per request of each web server, from /proc: far less noisy than rates on a shared machine.
+        "checkin.web_cpu_ms": web_cpu_ms,
+        "checkin.trivial_cpu_ms": trivial_cpu_ms,
+        "checkin.cpu_ratio_vs_trivial": trivial_cpu_ms / web_cpu_ms,
         "checkin.lost": float(len(accepted - set(stored))),
         "checkin.duplicated": float(_recorded_twice(closed) + _recorded_twice(opened) + len(stored) - len(set(stored))),
     }
@@ -349,7 +377,7 @@ def run(environment: BenchEnvironment) -> dict[str, float]:
         phones = _phones(identity)
         asyncio.run(prepare_phones(config.checkin_url, lecturer.open_sessions(1, "form")[0], phones))
         for run_number in range(1, RUNS + 1):
-            figures.append(_one_run(suite, lecturer, phones, f"http://127.0.0.1:{trivial_port}", run_number))
+            figures.append(_one_run(suite, lecturer, phones, trivial_port, run_number))
             print(f"  run {run_number}: " + ", ".join(f"{k.split('.', 1)[1]}={v:,.1f}" for k, v in figures[-1].items()))
     finally:
         if trivial is not None:

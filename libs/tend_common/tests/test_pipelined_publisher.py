@@ -197,3 +197,20 @@ def test_unreachable_broker_is_a_publish_error(topology: Topology) -> None:
             publisher.publish(_event())
     finally:
         publisher.close()
+
+
+def test_an_event_handed_over_after_a_lost_wake_up_is_still_sent(
+    backends: Backends, topology: Topology, publisher: PipelinedPublisher
+) -> None:
+    publisher.publish(_event())
+    # As if the I/O thread had been woken on a connection that closed before it ran: callers that follow do not
+    # wake it again, and the periodic sweep must pick their events up.
+    with publisher._handover_lock:
+        publisher._wake_requested = True
+    event = _event()
+
+    started = time.monotonic()
+    publisher.publish(event)
+
+    assert time.monotonic() - started < 5
+    assert event.event_id in _queued(backends, topology)

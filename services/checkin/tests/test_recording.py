@@ -50,7 +50,9 @@ def code(session: TeachingSession, at: datetime) -> str:
     return codes.current_code(session.code_secret, at, 15, 6)
 
 
-def test_first_check_in_is_marked_confirmed_with_an_expiry(redis_client: redis.Redis, redis_prefix: str) -> None:
+def test_first_check_in_leaves_a_pending_mark_with_an_expiry_in_one_round_trip(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
     marks = CheckinMarks(redis_client, redis_prefix)
     publisher = InMemoryPublisher()
     recorder = CheckinRecorder(marks, publisher, POLICY)
@@ -66,7 +68,31 @@ def test_first_check_in_is_marked_confirmed_with_an_expiry(redis_client: redis.R
     assert redis_client.get(key) is not None
     # Kept until check-in closes (an hour away) plus ten minutes' slack, not for ever.
     assert 3600 < redis_client.ttl(key) <= 4200
-    assert marks.claim(session.id, PSEUDONYM, NOW, 60, 5).state is MarkState.CONFIRMED
+    # No second round trip to confirm it: a repeat republishes instead.
+    mark = marks.claim(session.id, PSEUDONYM, NOW + timedelta(seconds=5), 60, 5)
+    assert mark.state is MarkState.PENDING
+    assert mark.recorded_at == NOW
+
+
+def test_a_repeat_republishes_once_then_is_answered_from_the_confirmed_mark(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    marks = CheckinMarks(redis_client, redis_prefix)
+    publisher = InMemoryPublisher()
+    recorder = CheckinRecorder(marks, publisher, POLICY)
+    session = make_session()
+    later = NOW + timedelta(seconds=20)
+
+    first = recorder.record(session, PSEUDONYM, code(session, NOW), NOW)
+    second = recorder.record(session, PSEUDONYM, code(session, later), later)
+    third = recorder.record(session, PSEUDONYM, code(session, later), later)
+
+    assert first.status is CheckinStatus.RECORDED
+    assert (second.status, second.recorded_at) == (CheckinStatus.ALREADY_RECORDED, NOW)
+    assert (third.status, third.recorded_at) == (CheckinStatus.ALREADY_RECORDED, NOW)
+    # The first event and its one republication, byte for byte the same; the third answered from Redis alone.
+    assert publisher.events == [publisher.events[0]] * 2
+    assert marks.claim(session.id, PSEUDONYM, later, 60, 5).state is MarkState.CONFIRMED
 
 
 def test_repeat_meeting_an_unconfirmed_mark_republishes_the_identical_event(

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 # gunicorn's workers touch a heartbeat file; in memory it is faster and works on a read-only root file system.
 _MEMORY_DIR = "/dev/shm"  # noqa: S108 (gunicorn's heartbeat files only, never data)
@@ -42,6 +43,19 @@ def _json_logging(service: str, level: str) -> dict[str, Any]:
     }
 
 
+class LoggerWithoutAccessLog(Logger):  # type: ignore[misc]  # gunicorn ships no type information
+    """gunicorn's logger with the access log off for good. Given a logging configuration, gunicorn counts its access
+    log as on and builds every request's log fields (each header and environ entry, a formatted time) and a log record
+    that no handler writes: several percent of a small request's CPU."""
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return False
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
+
+
 class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type information
     def __init__(
         self, options: WebServerOptions, build_app: Callable[[], Flask], close_app: Callable[[Flask], None]
@@ -70,6 +84,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
             # No access log: it would record client addresses and query strings (codes, nonces); the app's own logs
             # carry the identifiers operators need.
             "accesslog": None,
+            "logger_class": LoggerWithoutAccessLog,
             "logconfig_dict": _json_logging(options.name, options.log_level),
             "worker_exit": self._close_worker_app,
             # gunicorn's control socket defaults to one path per user, which several servers on a host would share.

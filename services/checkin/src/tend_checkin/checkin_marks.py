@@ -2,11 +2,12 @@
 publishing again.
 
 A mark is a speed-up, never the record: the record is the confirmed event, and downstream de-duplicates by event
-id. A mark is first "pending" (set with SET NX before publishing) and becomes "confirmed" once the broker confirmed
-the event. A repeat that finds a pending mark publishes the very same event again rather than claiming success
-for a publish that may still fail. Claiming also checks the student's wrong-code count for the session in the same
-round trip, so a locked-out student cannot claim. Every Redis failure surfaces as MarksUnavailable so the caller can
-carry on without marks.
+id. A mark is set "pending" (by the claim script, before publishing) and stays so after the first check-in's event
+is confirmed, which saves a second round trip on every check-in. A repeat that finds a pending mark publishes the
+very same event again rather than claiming success for a publish that may still fail (or did), and once the broker
+confirmed it, marks it "confirmed", so later repeats are answered from Redis alone. Claiming also checks the
+student's wrong-code count for the session in the same round trip, so a locked-out student cannot claim. Every Redis
+failure surfaces as MarksUnavailable so the caller can carry on without marks.
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ class MarksUnavailable(Exception):
 class MarkState(enum.Enum):
     # This request set the mark: it is the first check-in of the student to the session.
     CLAIMED = "claimed"
-    # An earlier request set the mark and its event is not confirmed yet (or its confirmation was not recorded).
+    # An earlier request set the mark; its event may or may not be confirmed yet (a first check-in does not say).
     PENDING = "pending"
-    # An earlier request's event was confirmed by the broker.
+    # A repeat republished the event and the broker confirmed it.
     CONFIRMED = "confirmed"
     # No mark, and the student entered too many wrong codes for this session: nothing was set.
     LOCKED_OUT = "locked_out"

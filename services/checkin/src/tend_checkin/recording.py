@@ -137,9 +137,12 @@ class CheckinRecorder:
             if mark.state is MarkState.CLAIMED:
                 self._release(session, pseudonym, mark.recorded_at)
             return CheckinResult(CheckinStatus.NOT_RECORDED)
+        if mark.state is MarkState.CLAIMED:
+            # The first check-in leaves its mark pending rather than spend a second Redis round trip on every
+            # check-in: the rare repeat republishes the same event (one downstream) and then confirms the mark.
+            return CheckinResult(CheckinStatus.RECORDED, mark.recorded_at)
         self._confirm(session, pseudonym, mark.recorded_at)
-        status = CheckinStatus.RECORDED if mark.state is MarkState.CLAIMED else CheckinStatus.ALREADY_RECORDED
-        return CheckinResult(status, mark.recorded_at)
+        return CheckinResult(CheckinStatus.ALREADY_RECORDED, mark.recorded_at)
 
     def _code_matches(self, session: TeachingSession, code: str, now: datetime) -> bool:
         policy = self._policy

@@ -16,6 +16,7 @@ from flask import Flask, request
 
 from tend_checkin import events, session_store, views
 from tend_checkin.access import checkin_token_verifier
+from tend_checkin.browser_sessions import RememberingCookieSessions
 from tend_checkin.checkin_marks import CheckinMarks
 from tend_checkin.networks import parse_networks
 from tend_checkin.recording import CheckinRecorder, CodePolicy
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         SESSION_COOKIE_SECURE=settings.uses_https,
         MAX_CONTENT_LENGTH=_MAX_REQUEST_BYTES,
     )
+    app.session_interface = RememberingCookieSessions()
 
     # Sessions are cached, so the database sees a query per session per half-minute, not one per request.
     pool = open_pool(
@@ -116,6 +118,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         trusted_proxies=parse_networks(settings.trusted_proxies),
         clock=clock or _utc_now,
         display_zone=zoneinfo.ZoneInfo(settings.display_timezone),
+        done_page=views.prerendered_done_page(),
         close=close,
     )
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from flask import Flask, current_app
 
 from tend_checkin.networks import IPNetwork
+from tend_checkin.prerendered import PrerenderedTemplate
 from tend_checkin.recording import CheckinRecorder
 from tend_checkin.session_cache import SessionCache
 from tend_checkin.settings import Settings
@@ -30,6 +31,8 @@ class WebContext:
     # Proxies whose X-Forwarded-For is believed for campus network ranges.
     trusted_proxies: tuple[IPNetwork, ...]
     display_zone: zoneinfo.ZoneInfo
+    # The page of a successful check-in (done.html), rendered once and filled in per check-in.
+    done_page: PrerenderedTemplate
     # Closes the process's connections (database pool, Redis, broker, identity channel).
     close: Callable[[], None]
 
