@@ -45,9 +45,10 @@ AUDIT_ROUTING_KEY = "audit.recorded.v1"
 def _assertion(identity: identity_pb2_grpc.IdentityServiceStub, username: str) -> str:
     signed_in = identity.SignIn(identity_pb2.SignInRequest(username=username, password=DEMO_PASSWORD))
     session = identity.GetSession(
-        identity_pb2.GetSessionRequest(session_token=signed_in.session_token, audiences=["checkin"])
+        # The bench calls as the portal, and identity accepts from the portal only assertions issued for identity.
+        identity_pb2.GetSessionRequest(session_token=signed_in.session_token, audiences=["identity"])
     )
-    return str(session.assertions["checkin"])
+    return str(session.assertions["identity"])
 
 
 def _requests(identity: identity_pb2_grpc.IdentityServiceStub, dsn: str) -> list[identity_pb2.CheckAccessRequest]:

@@ -58,10 +58,13 @@ def _open_sessions(
 ) -> list[str]:
     signed = identity.SignIn(identity_pb2.SignInRequest(username="lecturer1", password=DEMO_PASSWORD))
     session = identity.GetSession(
-        identity_pb2.GetSessionRequest(session_token=signed.session_token, audiences=["checkin"])
+        identity_pb2.GetSessionRequest(session_token=signed.session_token, audiences=["checkin", "identity"])
     )
     assertion = session.assertions["checkin"]
-    runs = identity.ListTeachingModuleRuns(identity_pb2.ListTeachingModuleRunsRequest(actor_assertion=assertion))
+    # Identity accepts from the portal (whose credential this stub carries) only assertions issued for identity.
+    runs = identity.ListTeachingModuleRuns(
+        identity_pb2.ListTeachingModuleRunsRequest(actor_assertion=session.assertions["identity"])
+    )
     return [
         checkin.OpenSession(
             checkin_pb2.OpenSessionRequest(

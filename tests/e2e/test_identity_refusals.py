@@ -48,13 +48,14 @@ def stub(running_suite: RunningSuite) -> Iterator[Stub]:
 
 
 def _assertion_of(running_suite: RunningSuite, stub: Stub, username: str) -> tuple[str, str]:
-    """Signs in to the portal over HTTP and turns the portal's session into an assertion, as a service acting for
-    the person would; returns the assertion and the person id."""
+    """Signs in to the portal over HTTP and turns the portal's session into an assertion for identity, as the portal
+    does for its own calls to identity (the stub carries the portal's credential); returns the assertion and the
+    person id."""
     browser = sign_in(running_suite.config.portal_url, username)
     session = stub.GetSession(
-        identity_pb2.GetSessionRequest(session_token=browser.cookies["tend_session"], audiences=["indicators"])
+        identity_pb2.GetSessionRequest(session_token=browser.cookies["tend_session"], audiences=["identity"])
     )
-    return session.assertions["indicators"], session.person.person_id
+    return session.assertions["identity"], session.person.person_id
 
 
 def _refusals(running_suite: RunningSuite, actor_id: str, action: str) -> list[audit_events.AuditEvent]:

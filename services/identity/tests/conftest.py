@@ -11,6 +11,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 from tend.identity.v1 import identity_pb2_grpc
 
+from services.identity.tests.kek import TEST_WRAPPING
 from tend_common.db import open_pool
 from tend_common.grpc_server import start_grpc_server
 from tend_identity import demo, passwords
@@ -53,7 +54,7 @@ def settings(identity_dsn: str) -> Settings:
 
 @pytest.fixture
 def keyring(pool: ConnectionPool, settings: Settings) -> Keyring:
-    return Keyring(pool, retired_kept=timedelta(seconds=settings.longest_token_ttl_seconds))
+    return Keyring(pool, retired_kept=timedelta(seconds=settings.longest_token_ttl_seconds), wrapping=TEST_WRAPPING)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
+from services.identity.tests.kek import TEST_WRAPPING
 from services.identity.tests.org_graph import Grant, OrgGraph
 from tend_common.db import open_pool
 from tend_common.grpc_server import start_grpc_server
@@ -125,7 +126,7 @@ def matrix_pool(matrix_dsn: str, university: MatrixUniversity) -> Iterator[Conne
 
 @pytest.fixture(scope="module")
 def matrix_keyring(matrix_pool: ConnectionPool) -> Keyring:
-    return Keyring(matrix_pool, retired_kept=timedelta(hours=1))
+    return Keyring(matrix_pool, retired_kept=timedelta(hours=1), wrapping=TEST_WRAPPING)
 
 
 @pytest.fixture(scope="module")

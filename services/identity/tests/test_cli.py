@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
 import sys
 import time
@@ -59,6 +61,8 @@ def test_migrate_load_demo_serve_and_stop(
         "TEND_IDENTITY_AMQP_NAMESPACE": amqp_namespace,
         "TEND_IDENTITY_GRPC_PORT": str(grpc_port),
         "TEND_IDENTITY_METRICS_PORT": str(metrics_port),
+        # As in production: the signing keys and pseudonym secrets are stored wrapped with it.
+        "TEND_IDENTITY_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
     }
     assert "0001_identity.sql" in _cli(env, "migrate")
     assert "applied 0 migration(s)" in _cli(env, "migrate")

@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from tend.audit.v1 import events_pb2
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
+from services.identity.tests.kek import TEST_WRAPPING
 from tend_identity import demo, sessions
 from tend_identity.signing import Keyring
 from tend_identity.store import keys as key_store
@@ -60,7 +61,7 @@ def _pseudonym(pool: ConnectionPool, person_id: uuid.UUID) -> str:
     from tend_identity import pseudonyms
 
     with pool.connection() as conn:
-        return pseudonyms.pseudonym_of(conn, person_id, "2026/27")
+        return pseudonyms.pseudonym_of(conn, TEST_WRAPPING, person_id, "2026/27")
 
 
 def test_a_tutor_lists_their_tutees_individually_and_each_is_audited(stub: Stub, demo_pool: ConnectionPool) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from services.identity.tests.kek import TEST_WRAPPING
 from tend_identity import pseudonym_mapping
 from tend_identity.importing.apply import records_digest, run_import
 from tend_identity.importing.oulad import academic_year_and_term
@@ -211,7 +212,7 @@ def test_oulad_students_and_registrations_import_and_map_to_pseudonyms(identity_
             " ON mr.id = e.module_run_id WHERE mr.academic_year = '2013/14' AND mr.term = 'october'"
         ).fetchone()
         mapped = pseudonym_mapping.map_to_pseudonyms(
-            conn, IdentifierKind.OULAD_ID, [registrations[0]["id_student"], "999999999"], "2013/14"
+            conn, TEST_WRAPPING, IdentifierKind.OULAD_ID, [registrations[0]["id_student"], "999999999"], "2013/14"
         )
     assert counts == (383, sum(1 for r in registrations if r["date_unregistration"].strip()))
     assert list(mapped) == [registrations[0]["id_student"]]

@@ -14,6 +14,7 @@ import requests
 from psycopg_pool import ConnectionPool
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
+from services.identity.tests.kek import TEST_WRAPPING
 from services.identity.tests.oidc_provider import OidcProvider, running_provider
 from tend_common.grpc_server import start_grpc_server
 from tend_identity import demo
@@ -44,7 +45,7 @@ def oidc_stub(demo_pool: ConnectionPool, identity_dsn: str, provider: OidcProvid
         oidc_client_secret=CLIENT_SECRET,
         oidc_redirect_uris=(REDIRECT_URI,),
     )
-    keyring = Keyring(demo_pool, retired_kept=timedelta(hours=1))
+    keyring = Keyring(demo_pool, retired_kept=timedelta(hours=1), wrapping=TEST_WRAPPING)
     servicer = IdentityServicer(demo_pool, keyring, settings)
     server = start_grpc_server(register(servicer), [SERVICE_NAME], port=0)
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:

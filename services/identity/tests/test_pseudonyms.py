@@ -6,6 +6,7 @@ import uuid
 
 from psycopg_pool import ConnectionPool
 
+from services.identity.tests.kek import TEST_WRAPPING
 from tend_identity import demo, pseudonyms
 from tend_identity.store import keys as key_store
 
@@ -38,10 +39,10 @@ def test_not_derivable_without_the_key() -> None:
 def test_stable_within_a_year_different_across_years_and_recorded(demo_pool: ConnectionPool) -> None:
     person_id = demo.demo_id("person", "student001")
     with demo_pool.connection() as conn:
-        first = pseudonyms.pseudonym_of(conn, person_id, "2026/27")
-        again = pseudonyms.pseudonym_of(conn, person_id, "2026/27")
-        next_year = pseudonyms.pseudonym_of(conn, person_id, "2027/28")
-        other_student = pseudonyms.pseudonym_of(conn, demo.demo_id("person", "student002"), "2026/27")
+        first = pseudonyms.pseudonym_of(conn, TEST_WRAPPING, person_id, "2026/27")
+        again = pseudonyms.pseudonym_of(conn, TEST_WRAPPING, person_id, "2026/27")
+        next_year = pseudonyms.pseudonym_of(conn, TEST_WRAPPING, person_id, "2027/28")
+        other_student = pseudonyms.pseudonym_of(conn, TEST_WRAPPING, demo.demo_id("person", "student002"), "2026/27")
 
         assert first == again
         assert next_year != first

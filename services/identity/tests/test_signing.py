@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from psycopg_pool import ConnectionPool
 
+from services.identity.tests.kek import TEST_WRAPPING
 from tend_common.tokens import ISSUER, InvalidToken, TokenVerifier
 from tend_identity.signing import Keyring, SigningKey, sign
 
@@ -86,15 +87,15 @@ def test_a_tampered_signature_is_rejected() -> None:
 
 
 def test_the_keyring_creates_one_current_key_and_keeps_it(pool: ConnectionPool) -> None:
-    first = Keyring(pool, retired_kept=timedelta(hours=1)).current()
-    second = Keyring(pool, retired_kept=timedelta(hours=1)).current()
+    first = Keyring(pool, retired_kept=timedelta(hours=1), wrapping=TEST_WRAPPING).current()
+    second = Keyring(pool, retired_kept=timedelta(hours=1), wrapping=TEST_WRAPPING).current()
 
     assert first.kid == second.kid
     assert first.public_bytes == second.public_bytes
 
 
 def test_a_rotated_key_stays_published_until_its_tokens_have_expired(pool: ConnectionPool) -> None:
-    keyring = Keyring(pool, retired_kept=timedelta(hours=1))
+    keyring = Keyring(pool, retired_kept=timedelta(hours=1), wrapping=TEST_WRAPPING)
     old = keyring.current()
     old_token = keyring.sign(_claims())
     new = keyring.rotate()
@@ -111,7 +112,7 @@ def test_a_rotated_key_stays_published_until_its_tokens_have_expired(pool: Conne
 
 
 def test_the_keyring_finds_verification_keys_by_id(pool: ConnectionPool) -> None:
-    keyring = Keyring(pool, retired_kept=timedelta(hours=1), miss_refresh_seconds=0)
+    keyring = Keyring(pool, retired_kept=timedelta(hours=1), wrapping=TEST_WRAPPING, miss_refresh_seconds=0)
     current = keyring.current()
 
     found = keyring.verification_key(current.kid)
@@ -121,9 +122,11 @@ def test_the_keyring_finds_verification_keys_by_id(pool: ConnectionPool) -> None
 
 
 def test_a_key_id_first_seen_by_many_calls_at_once_is_found_by_all(pool: ConnectionPool) -> None:
-    signer = Keyring(pool, retired_kept=timedelta(hours=1))
+    signer = Keyring(pool, retired_kept=timedelta(hours=1), wrapping=TEST_WRAPPING)
     kid = signer.current().kid
-    verifier = Keyring(pool, retired_kept=timedelta(hours=1))  # another process: nothing read yet
+    verifier = Keyring(
+        pool, retired_kept=timedelta(hours=1), wrapping=TEST_WRAPPING
+    )  # another process: nothing read yet
     start = threading.Barrier(16)
 
     def look_up(_: int) -> bool:

@@ -424,7 +424,7 @@ def test_my_cases_lists_open_cases_with_names_resolved_for_me_and_their_sentence
     assert TUTEE not in page
     assert isinstance(identity, DirectoryIdentity)
     [resolved] = identity.resolved
-    assert resolved.actor_assertion == assertion_for(STAFF, "indicators")
+    assert resolved.actor_assertion == assertion_for(STAFF, "identity")  # identity resolves: its own audience
     assert resolved.purpose == identity_pb2.PURPOSE_ENGAGEMENT_SUPPORT
     assert [r.include_closed for r in indicators.list_requests] == [False]
 

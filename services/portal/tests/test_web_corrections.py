@@ -40,7 +40,8 @@ class CorrectingIdentity(FakeIdentity):
         self, request: identity_pb2.ListVisibleStudentsRequest, context: grpc.ServicerContext
     ) -> identity_pb2.ListVisibleStudentsResponse:
         allowed = (
-            request.actor_assertion == assertion_for(STAFF, "checkin")
+            # Identity accepts from the portal only assertions issued for identity.
+            request.actor_assertion == assertion_for(STAFF, "identity")
             and request.purpose == identity_pb2.PURPOSE_ATTENDANCE_CORRECTION
             and request.module_run_id == RUN
         )

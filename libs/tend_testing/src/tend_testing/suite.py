@@ -3,6 +3,7 @@ Redis prefix, waited on until healthy. Used by the end-to-end tests and by `make
 
 from __future__ import annotations
 
+import base64
 import secrets
 import subprocess
 import sys
@@ -71,6 +72,8 @@ class SuiteConfig:
     # Each service's own signing key for service-to-service calls; every service trusts every other's public key
     # and its own method policy decides what each caller may do.
     service_keys: Mapping[str, str] = field(default_factory=_new_service_keys)
+    # Identity's key-encryption key (base64 of 32 random bytes), so its stored secrets are wrapped as in production.
+    identity_key_encryption_key: str = field(default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode())
     # Further settings by service, without the TEND_<SERVICE>_ prefix (the demo's local mailbox, for instance).
     extra_settings: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
@@ -116,6 +119,8 @@ class SuiteConfig:
                     "IDENTITY_TARGET": f"127.0.0.1:{ports.identity_grpc}",
                 }
             )
+        if service == "identity":
+            env["KEY_ENCRYPTION_KEY"] = self.identity_key_encryption_key
         if service == "checkin":
             env.update(
                 {

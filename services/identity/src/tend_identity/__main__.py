@@ -11,7 +11,9 @@ from pathlib import Path
 import psycopg
 
 from tend_common.db import apply_migrations, open_pool
+from tend_common.settings import SettingsError
 from tend_identity import demo, passwords
+from tend_identity.secret_wrapping import SecretWrappingError, rewrap_stored_secrets, wrapping_from_settings
 from tend_identity.settings import Settings, load
 from tend_identity.signing import Keyring
 
@@ -61,9 +63,14 @@ def _import(settings: Settings | None, args: argparse.Namespace) -> int:
 
 
 def _rotate_signing_key(settings: Settings, _args: argparse.Namespace) -> int:
+    wrapping = wrapping_from_settings(settings)
     pool = open_pool(settings.database_url, max_size=1, name="identity-cli")
     try:
-        key = Keyring(pool, retired_kept=timedelta(seconds=settings.longest_token_ttl_seconds)).rotate()
+        # The stored keys are checked first: a wrong key-encryption key fails here, not after a key was added.
+        with pool.connection() as conn:
+            rewrap_stored_secrets(conn, wrapping)
+        retired_kept = timedelta(seconds=settings.longest_token_ttl_seconds)
+        key = Keyring(pool, retired_kept=retired_kept, wrapping=wrapping).rotate()
     finally:
         pool.close()
     print(f"new current signing key: {key.kid}")
@@ -109,8 +116,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = load() if getattr(args, "needs_settings", True) else None
-    return int(args.run(settings, args))
+    try:
+        settings = load() if getattr(args, "needs_settings", True) else None
+        return int(args.run(settings, args))
+    except (SettingsError, SecretWrappingError) as exc:
+        # A configuration mistake, said plainly (no traceback) so that it is read and fixed.
+        print(f"tend-identity {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

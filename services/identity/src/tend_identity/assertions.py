@@ -20,8 +20,33 @@ from tend_identity.signing import ALGORITHM, Keyring
 LEEWAY_SECONDS = 30
 
 
+# The audience of assertions the portal presents on its own calls to identity (it asks for the person at the browser,
+# not as a relay for another service).
+IDENTITY_AUDIENCE = "identity"
+PORTAL = "portal"
+
+
 class InvalidAssertion(Exception):
     """Malformed, expired, not signed by identity, or not an assertion of a person."""
+
+
+class AssertionForAnotherService(InvalidAssertion):
+    """A valid assertion, issued for a service other than the one presenting it: replayed, so refused."""
+
+    def __init__(self, audience: str, expected: str) -> None:
+        super().__init__(f"assertion issued for {audience}, presented where one for {expected} is required")
+        self.audience = audience
+        self.expected = expected
+
+
+def expected_audience(calling_service: str) -> str | None:
+    """The audience an assertion must have been issued for when `calling_service` presents it to identity: the
+    service's own name, or "identity" from the portal, which asks identity directly for the person at the browser.
+    None when no caller is authenticated (service authentication off, in a single-service development run): there is
+    then no caller to bind the assertion to."""
+    if not calling_service:
+        return None
+    return IDENTITY_AUDIENCE if calling_service == PORTAL else calling_service
 
 
 def issue_assertion(keyring: Keyring, person: Person, audience: str, ttl: timedelta, now: datetime) -> str:
@@ -38,13 +63,20 @@ def issue_assertion(keyring: Keyring, person: Person, audience: str, ttl: timede
     )
 
 
-def verify_assertion(keyring: Keyring, token: str) -> Actor:
-    """The actor an assertion states, if identity signed it and it has not expired. Any audience is accepted: an
-    assertion issued to one service may be shown to identity by that service."""
-    return _verify(keyring, token)[0]
+def verify_assertion(keyring: Keyring, token: str, audience: str | None) -> Actor:
+    """The actor an assertion states, if identity signed it, it has not expired and it was issued for `audience`
+    (any audience when None)."""
+    actor, _expires, issued_for = _verify(keyring, token)
+    _check_audience(issued_for, audience)
+    return actor
 
 
-def _verify(keyring: Keyring, token: str) -> tuple[Actor, int]:
+def _check_audience(issued_for: str, audience: str | None) -> None:
+    if audience is not None and issued_for != audience:
+        raise AssertionForAnotherService(issued_for, audience)
+
+
+def _verify(keyring: Keyring, token: str) -> tuple[Actor, int, str]:
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") != ALGORITHM:
@@ -61,7 +93,7 @@ def _verify(keyring: Keyring, token: str) -> tuple[Actor, int]:
             options={"verify_aud": False, "require": ["exp", "iat", "sub", "aud", "iss", "kind"]},
         )
         actor = Actor(person_id=uuid.UUID(str(claims["sub"])), kind=PersonKind(claims["kind"]))
-        return actor, int(claims["exp"])
+        return actor, int(claims["exp"]), str(claims["aud"])
     except (jwt.PyJWTError, ValueError) as exc:
         raise InvalidAssertion(type(exc).__name__) from exc
 
@@ -75,20 +107,24 @@ class VerifiedAssertions:
         self._keyring = keyring
         self._max_entries = max_entries
         self._lock = threading.Lock()
-        self._verified: dict[bytes, tuple[Actor, int]] = {}
+        self._verified: dict[bytes, tuple[Actor, int, str]] = {}
 
-    def verify(self, token: str) -> Actor:
+    def verify(self, token: str, audience: str | None) -> Actor:
+        """As verify_assertion; the audience is checked on every call, cached or not (the same assertion may be
+        presented by another service)."""
         digest = hashlib.sha256(token.encode("utf-8")).digest()
         now = time.time()
         with self._lock:
             cached = self._verified.get(digest)
         if cached is not None and cached[1] > now:
+            _check_audience(cached[2], audience)
             return cached[0]
-        actor, expires = _verify(self._keyring, token)
+        actor, expires, issued_for = _verify(self._keyring, token)
         with self._lock:
             if len(self._verified) >= self._max_entries:
                 self._verified = {key: value for key, value in self._verified.items() if value[1] > now}
                 if len(self._verified) >= self._max_entries:
                     self._verified.clear()
-            self._verified[digest] = (actor, expires)
+            self._verified[digest] = (actor, expires, issued_for)
+        _check_audience(issued_for, audience)
         return actor

@@ -29,7 +29,7 @@ def issue_checkin_token(
     token = keyring.sign(
         {
             "iss": ISSUER,
-            "sub": pseudonyms.pseudonym_of(conn, person.id, academic_year),
+            "sub": pseudonyms.pseudonym_of(conn, keyring.wrapping, person.id, academic_year),
             "aud": AUDIENCE,
             "iat": issued_at,
             "exp": expires_at,

@@ -17,6 +17,7 @@ from tend_common.messaging.outbox import add_to_outbox
 from tend_identity import access, audit_events, policy, pseudonyms
 from tend_identity.model import Actor, Resource
 from tend_identity.policy import Detail, Purpose
+from tend_identity.secret_wrapping import SecretWrapping
 from tend_identity.store import Connection, relations
 from tend_identity.store import keys as key_store
 from tend_identity.store import people as people_store
@@ -54,10 +55,14 @@ def _relationships_at(actor: Actor, purpose: Purpose, detail: Detail) -> frozens
 
 
 def _shown(
-    conn: Connection, student_ids: Sequence[uuid.UUID], purpose: Purpose, academic_year: str
+    conn: Connection,
+    student_ids: Sequence[uuid.UUID],
+    purpose: Purpose,
+    academic_year: str,
+    wrapping: SecretWrapping,
 ) -> list[ShownStudent]:
     cards = people_store.student_cards(conn, student_ids)
-    names = pseudonyms.pseudonyms_of(conn, [card.id for card in cards], academic_year)
+    names = pseudonyms.pseudonyms_of(conn, wrapping, [card.id for card in cards], academic_year)
     return [
         ShownStudent(
             person_id=card.id,
@@ -85,16 +90,19 @@ def list_visible_students(
     academic_year: str,
     minimum_cohort: int,
     request_id: str = "",
+    *,
+    wrapping: SecretWrapping,
 ) -> VisibleStudents:
     """Individual students if a relationship reaches any for the purpose; otherwise an aggregate's size if one
-    does (suppressed below `minimum_cohort`); otherwise nothing, refused."""
+    does (suppressed below `minimum_cohort`); otherwise nothing, refused. `wrapping` unwraps the year's pseudonym
+    secret (and wraps it, if this is the year's first pseudonym)."""
     rule_base = f"list.{purpose.name.lower()}"
     cohort = Resource("module_run", str(module_run_id)) if module_run_id else Resource("cohort", "in_scope")
     individual = relations.students_in_scope(
         conn, actor.person_id, _relationships_at(actor, purpose, Detail.INDIVIDUAL), now, module_run_id
     )
     if individual:
-        shown = _shown(conn, individual, purpose, academic_year)
+        shown = _shown(conn, individual, purpose, academic_year, wrapping)
         _audit(
             conn,
             [

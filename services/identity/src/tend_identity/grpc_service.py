@@ -8,6 +8,7 @@ them without changing them.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import re
@@ -22,10 +23,12 @@ from psycopg_pool import ConnectionPool
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from tend_common.messaging.envelope import timestamp
+from tend_common.messaging.outbox import add_to_outbox
 from tend_common.service_auth import calling_service
 from tend_identity import (
     access,
     accounts,
+    audit_events,
     break_glass,
     checkin_tokens,
     contact_details,
@@ -38,7 +41,13 @@ from tend_identity import (
     responsible_staff,
     sessions,
 )
-from tend_identity.assertions import InvalidAssertion, VerifiedAssertions, issue_assertion
+from tend_identity.assertions import (
+    AssertionForAnotherService,
+    InvalidAssertion,
+    VerifiedAssertions,
+    expected_audience,
+    issue_assertion,
+)
 from tend_identity.audit_writer import AuditNotRecorded, AuditWriter
 from tend_identity.facts import CachedFacts
 from tend_identity.facts_cache import FactsCache
@@ -98,6 +107,9 @@ class RpcFailure(Exception):
         self.message = message
 
 
+# The full name of the method being served, for the audit record of a refusal deep in a handler.
+_served_method: contextvars.ContextVar[str] = contextvars.ContextVar("served_method", default="")
+
 _Servicer = TypeVar("_Servicer")
 _Request = TypeVar("_Request")
 _Response = TypeVar("_Response")
@@ -109,8 +121,11 @@ def _rpc(
     """Turns RpcFailure into its status, and any other error into INTERNAL with a fixed message: gRPC would
     otherwise send the exception's text, which may quote a value from the database."""
 
+    full_name = f"/{SERVICE_NAME}/{method.__name__}"
+
     @functools.wraps(method)
     def handle(self: _Servicer, request: _Request, context: grpc.ServicerContext) -> _Response:
+        served = _served_method.set(full_name)
         try:
             return method(self, request, context)
         except RpcFailure as failure:
@@ -118,6 +133,8 @@ def _rpc(
         except Exception as exc:
             log.exception("request failed", extra={"fields": {"method": method.__name__, "error": type(exc).__name__}})
             context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            _served_method.reset(served)
         raise AssertionError("context.abort returned")  # it always raises
 
     return handle
@@ -427,6 +444,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 self._settings.academic_year,
                 minimum,
                 _request_id(context),
+                wrapping=self._keyring.wrapping,
             )
         return identity_pb2.ListVisibleStudentsResponse(
             detail=DETAILS[visible.detail],
@@ -469,7 +487,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         if not ACADEMIC_YEAR.fullmatch(year):
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "the academic year must look like 2026/27")
         with self._pool.connection() as conn:
-            mapped = pseudonym_mapping.map_to_pseudonyms(conn, kind, list(request.identifiers), year)
+            mapped = pseudonym_mapping.map_to_pseudonyms(
+                conn, self._keyring.wrapping, kind, list(request.identifiers), year
+            )
         return identity_pb2.MapToPseudonymsResponse(pseudonyms=mapped)
 
     @_rpc
@@ -625,12 +645,37 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     # Who is asking.
 
     def _actor(self, assertion: str) -> Actor:
+        """The person the assertion states, if it is valid and was issued for the service presenting it: an
+        assertion one service received (indicators, say) is refused from any other (checkin replaying it), and the
+        refusal goes on the audit trail."""
         if not assertion or len(assertion) > MAX_ASSERTION_LENGTH:
             raise RpcFailure(grpc.StatusCode.UNAUTHENTICATED, "a valid assertion is required")
+        caller = calling_service()
         try:
-            return self._assertions.verify(assertion)
+            return self._assertions.verify(assertion, expected_audience(caller))
+        except AssertionForAnotherService as replayed:
+            self._record_replayed_assertion(caller, replayed)
+            raise RpcFailure(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"the assertion was issued for {replayed.audience}; {caller} must present one issued for"
+                f" {replayed.expected}",
+            ) from None
         except InvalidAssertion:
             raise RpcFailure(grpc.StatusCode.UNAUTHENTICATED, "a valid assertion is required") from None
+
+    def _record_replayed_assertion(self, caller: str, replayed: AssertionForAnotherService) -> None:
+        """Puts the refusal on the audit trail as a refused service call, like the calls the method policy refuses:
+        the service misbehaved, not the person whose assertion it was."""
+        event = audit_events.recorded_for_service(
+            caller,
+            "service_call",
+            Resource("grpc_method", _served_method.get()),
+            f"assertion issued for {replayed.audience}, not {replayed.expected}",
+            False,
+            "",
+        )
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            add_to_outbox(cur, event)
 
     def _session_person(
         self, token: str, now: datetime, missing: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED

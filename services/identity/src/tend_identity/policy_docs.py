@@ -68,6 +68,15 @@ until it expires); verify the person's assertion (verified once, then cached by 
 from the organisation facts (below); commit the decision's audit record; answer. The decision is made on the
 person's rights, never the calling service's.
 
+**An assertion is accepted only from the service it was issued for.** Identity signs a person's assertions per
+audience (GetSession `audiences`); every method that takes an `actor_assertion` requires its `aud` to be the name of
+the calling service (from its verified service credential), or `identity` when the caller is the portal, which asks
+identity directly for the person at the browser. So indicators may present only `indicators` assertions, checkin only
+`checkin`. Another audience is a replay: UNAUTHENTICATED ("the assertion was issued for indicators; checkin must
+present one issued for checkin"), recorded as a refused `service_call` of the calling service on the method, with
+the reason as the purpose. The check runs on every call, cached assertion or not. With service authentication off
+(no trusted services: single-service development only) there is no caller to bind to and any audience is accepted.
+
 **Every decision, allowed or refused, is answered only after its audit record is committed.** Of the two designs
 considered, group commit for every decision was chosen over answering allowed decisions at once and recording them
 afterwards. An allowed answer is what lets a service go on to show a student's data: recorded afterwards, a crash

@@ -7,6 +7,7 @@ import enum
 from collections.abc import Sequence
 
 from tend_identity import pseudonyms
+from tend_identity.secret_wrapping import SecretWrapping
 from tend_identity.store import Connection, identifiers
 
 
@@ -18,7 +19,7 @@ class IdentifierKind(enum.Enum):
 
 
 def map_to_pseudonyms(
-    conn: Connection, kind: IdentifierKind, values: Sequence[str], academic_year: str
+    conn: Connection, wrapping: SecretWrapping, kind: IdentifierKind, values: Sequence[str], academic_year: str
 ) -> dict[str, str]:
     """Identifier (as given) to pseudonym, for each identifier naming a known student."""
     wanted = list(dict.fromkeys(values))
@@ -31,5 +32,5 @@ def map_to_pseudonyms(
         found = identifiers.students_by_username(conn, wanted)
     else:
         found = identifiers.people_by_external_id(conn, identifiers.OULAD_SOURCE, wanted, students_only=True)
-    names = pseudonyms.pseudonyms_of(conn, list(found.values()), academic_year)
+    names = pseudonyms.pseudonyms_of(conn, wrapping, list(found.values()), academic_year)
     return {value: names[person_id] for value, person_id in found.items()}

@@ -22,6 +22,7 @@ from tend_identity.callers import METHOD_POLICY
 from tend_identity.facts_cache import FactsCache
 from tend_identity.grpc_service import SERVICE_NAME, IdentityServicer, register
 from tend_identity.model import Resource
+from tend_identity.secret_wrapping import SecretWrapping, rewrap_stored_secrets, wrapping_from_settings
 from tend_identity.settings import Settings
 from tend_identity.signing import Keyring
 
@@ -41,23 +42,40 @@ def refused_call_recorder(pool: ConnectionPool) -> RefusalRecorder:
     return record
 
 
+def prepare_stored_secrets(pool: ConnectionPool, wrapping: SecretWrapping) -> None:
+    """Checks that every stored secret unwraps and rewraps those not under the current key-encryption key; raises
+    SecretWrappingError (a wrong or missing key) before anything is served."""
+    with pool.connection() as conn:
+        outcome = rewrap_stored_secrets(conn, wrapping)
+    log.info(
+        "stored secrets checked",
+        extra={"fields": {"checked": outcome.checked, "rewrapped": outcome.rewrapped, "kek": wrapping.current_id}},
+    )
+
+
 def serve(settings: Settings) -> None:
     """Blocks until SIGTERM or SIGINT. The gRPC server stops first (calls in flight finish), then the relay (its
     last batch is confirmed or left in the outbox for next time), then the publisher and the pool."""
     configure_logging(SERVICE, settings.log_level)
+    wrapping = wrapping_from_settings(settings)
     shutdown = Shutdown()
     shutdown.install_signal_handlers()
     start_metrics_endpoint(settings.metrics_port, settings.listen_host)
 
     pool = open_pool(settings.database_url, name=SERVICE)
     shutdown.on_stop("database pool", pool.close)
+    try:
+        prepare_stored_secrets(pool, wrapping)
+    except Exception:
+        pool.close()
+        raise
     publisher = ConfirmingPublisher(settings.amqp_url, Topology(settings.amqp_namespace), producer=SERVICE)
     shutdown.on_stop("publisher", publisher.close)
     relay = OutboxRelay(pool, publisher)
     relay.start()
     shutdown.on_stop("outbox relay", relay.stop)
 
-    keyring = Keyring(pool, retired_kept=timedelta(seconds=settings.longest_token_ttl_seconds))
+    keyring = Keyring(pool, retired_kept=timedelta(seconds=settings.longest_token_ttl_seconds), wrapping=wrapping)
     keyring.current()  # creates the first key now rather than on the first request
     # Stopped after the gRPC server (calls in flight get their records committed), before the relay.
     audit_writer = AuditWriter(settings.database_url, settings.audit_wait_seconds).start()

@@ -40,6 +40,12 @@ class Settings(ServiceSettings):
     oidc_client_secret: str = ""
     oidc_redirect_uris: tuple[str, ...] = ()
     oidc_username_claim: str = "preferred_username"
+    # Key-encryption key (base64 of 32 random bytes; a secret) wrapping the signing keys and pseudonym secrets in
+    # the database; earlier ones, still accepted for unwrapping while the key is rotated; and, for a development
+    # machine only, permission to store those secrets unwrapped when no key is set (see tend_identity.secret_wrapping).
+    key_encryption_key: str = ""
+    previous_key_encryption_keys: tuple[str, ...] = ()
+    allow_unwrapped_secrets: bool = False
 
     def __post_init__(self) -> None:
         problems = [

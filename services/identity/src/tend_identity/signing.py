@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from psycopg_pool import ConnectionPool
 
+from tend_identity.secret_wrapping import SecretWrapping
 from tend_identity.store import keys as key_store
 
 ALGORITHM = "EdDSA"
@@ -71,7 +72,7 @@ def sign(key: SigningKey, claims: Mapping[str, Any]) -> str:
 
 
 class Keyring:
-    """The signing keys kept in the database, cached in memory.
+    """The signing keys kept in the database (private keys wrapped by `wrapping`), cached in memory.
 
     The current key and the verification keys are re-read every `cache_seconds`, so a rotation made by another
     process takes effect here too. Verification keys are also re-read on a key id not seen before, at most once per
@@ -82,10 +83,12 @@ class Keyring:
         self,
         pool: ConnectionPool,
         retired_kept: timedelta,
+        wrapping: SecretWrapping,
         cache_seconds: float = 60.0,
         miss_refresh_seconds: float = 5.0,
     ) -> None:
         self._pool = pool
+        self.wrapping = wrapping
         self._retired_kept = retired_kept
         self._cache_seconds = cache_seconds
         self._miss_refresh_seconds = miss_refresh_seconds
@@ -112,10 +115,7 @@ class Keyring:
         since = datetime.now(UTC) - self._retired_kept
         with self._pool.connection() as conn:
             stored = key_store.published_signing_keys(conn, since)
-        return [
-            PublishedKey(key.kid, SigningKey.from_private_bytes(key.kid, key.private_key).public_bytes)
-            for key in stored
-        ]
+        return [PublishedKey(key.kid, self._signing_key(key).public_bytes) for key in stored]
 
     def verification_key(self, kid: str) -> Ed25519PublicKey | None:
         """The public key for `kid` if it is published, else None."""
@@ -146,7 +146,7 @@ class Keyring:
         new_key = SigningKey.generate()
         with self._pool.connection() as conn:
             key_store.retire_current_signing_key(conn, datetime.now(UTC))
-            key_store.add_current_signing_key(conn, new_key.kid, new_key.private_bytes)
+            key_store.add_current_signing_key(conn, new_key.kid, self._stored(new_key))
         with self._lock:
             self._current = new_key
             self._current_read_at = time.monotonic()
@@ -159,8 +159,15 @@ class Keyring:
             if stored is None:
                 candidate = SigningKey.generate()
                 # Several processes may start at once; the unique index lets exactly one key become current.
-                key_store.add_current_signing_key(conn, candidate.kid, candidate.private_bytes)
+                key_store.add_current_signing_key(conn, candidate.kid, self._stored(candidate))
                 stored = key_store.current_signing_key(conn)
             if stored is None:
                 raise RuntimeError("no current signing key after creating one")
-            return SigningKey.from_private_bytes(stored.kid, stored.private_key)
+            return self._signing_key(stored)
+
+    def _stored(self, key: SigningKey) -> key_store.StoredSecret:
+        return self.wrapping.wrap(key.private_bytes, key_store.SIGNING_KEYS, key.kid)
+
+    def _signing_key(self, stored: key_store.StoredSigningKey) -> SigningKey:
+        raw = self.wrapping.unwrap(stored.private_key, key_store.SIGNING_KEYS, stored.kid)
+        return SigningKey.from_private_bytes(stored.kid, raw)

@@ -56,7 +56,9 @@ def find_case(assertion: str, case_id: str) -> Case:
         abort(404, description="We could not find that case among the cases routed to you. It may have been moved.")
 
 
-def student_name(assertion: str, pseudonym: str) -> str:
+def student_name(pseudonym: str) -> str:
+    """The student's display name, resolved by identity for the person (with their assertion for identity)."""
+    assertion = require_staff().session.assertion_for(IDENTITY_AUDIENCE)
     return portal().students.display_names(assertion, [pseudonym]).get(pseudonym, _NO_NAME)
 
 
@@ -71,13 +73,18 @@ def _module_names() -> dict[str, str]:
     return {run.module_run_id: f"{run.module_code} {run.title} ({run.term})" for run in runs}
 
 
+def _identity_assertion() -> str:
+    return require_staff().session.assertion_for(IDENTITY_AUDIENCE)
+
+
 @blueprint.get("/cases")
 def my_cases() -> str:
     assertion = require_staff().session.assertion_for(INDICATORS_AUDIENCE)
     include_closed = request.args.get("closed") == "1"
     cases = portal().indicators.list_cases(assertion, include_closed=include_closed)
     cases.sort(key=lambda case: (case.opened_at is not None, case.opened_at), reverse=True)
-    names = portal().students.display_names(assertion, [case.student_pseudonym for case in cases]) if cases else {}
+    pseudonyms = [case.student_pseudonym for case in cases]
+    names = portal().students.display_names(_identity_assertion(), pseudonyms) if cases else {}
     return render_template("cases.html", cases=cases, names=names, no_name=_NO_NAME, include_closed=include_closed)
 
 
@@ -116,7 +123,7 @@ def case_page(case_id: str, form: ActionForm | None = None, status: int = 200) -
     body = render_template(
         "case.html",
         case=case,
-        name=student_name(assertion, case.student_pseudonym),
+        name=student_name(case.student_pseudonym),
         summary=summary,
         modules=_module_names(),
         enquiries=_enquiries(case, just_sent),

@@ -85,8 +85,9 @@ def _page(page: Page, status: int = 200) -> Response:
     return make_response(body, status)
 
 
-def _class(assertion: str, module_run_id: str) -> list[ClassMember]:
-    members = portal().corrections.class_list(assertion, module_run_id)
+def _class(module_run_id: str) -> list[ClassMember]:
+    # Identity lists the class, so it gets the person's assertion for identity (checkin's is for checkin only).
+    members = portal().corrections.class_list(require_staff().session.assertion_for(IDENTITY_AUDIENCE), module_run_id)
     if members is None:
         abort(403, description="You may not correct attendance for this module.")
     return members
@@ -97,7 +98,7 @@ def correction_form(session_id: str) -> Response:
     assertion = _assertion()
     module_run_id = request.args.get("run", "")
     session = _find_session(assertion, module_run_id, _valid_id(session_id))
-    return _page(Page(session, _class(assertion, module_run_id)))
+    return _page(Page(session, _class(module_run_id)))
 
 
 def _csv_rows(text: str) -> list[tuple[int, str, str]]:
@@ -144,7 +145,7 @@ def record_corrections(session_id: str) -> Response:
     assertion = _assertion()
     module_run_id = request.args.get("run", "")
     session = _find_session(assertion, module_run_id, _valid_id(session_id))
-    members = _class(assertion, module_run_id)
+    members = _class(module_run_id)
     reason = request.form.get("reason", "")
     kind = request.form.get("csv_kind", "student_number")
     upload = request.files.get("csv_file")

@@ -50,7 +50,7 @@ def _case(case_id: str) -> tuple[Case, str]:
     """The person's case and the student's display name (resolved through identity for them)."""
     indicators_assertion, _ = _assertions()
     case = find_case(indicators_assertion, case_id)
-    return case, student_name(indicators_assertion, case.student_pseudonym)
+    return case, student_name(case.student_pseudonym)
 
 
 def _page(case: Case, name: str, draft: Draft, status: int = 200) -> Response:

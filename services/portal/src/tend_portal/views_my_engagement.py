@@ -11,7 +11,7 @@ from flask import Blueprint, make_response, render_template
 from werkzeug.wrappers import Response
 
 from tend_portal.auth import require_student
-from tend_portal.clients import INDICATORS_AUDIENCE
+from tend_portal.clients import IDENTITY_AUDIENCE, INDICATORS_AUDIENCE
 from tend_portal.context import portal
 from tend_portal.grpc_calls import PermissionDenied
 
@@ -20,8 +20,9 @@ blueprint = Blueprint("my_engagement", __name__)
 
 @blueprint.get("/my-engagement")
 def show() -> Response:
-    assertion = require_student().session.assertion_for(INDICATORS_AUDIENCE)
-    pseudonym = portal().students.own_pseudonym(assertion)
+    session = require_student().session
+    assertion = session.assertion_for(INDICATORS_AUDIENCE)
+    pseudonym = portal().students.own_pseudonym(session.assertion_for(IDENTITY_AUDIENCE))
     if pseudonym is None:
         return make_response(render_template("my_engagement.html", summary=None), 404)
     try:
