@@ -1,19 +1,31 @@
 """The transactional outbox: an event that accompanies a database change is stored in the same transaction, then
-relayed to RabbitMQ with publisher confirms and deleted once confirmed. A crash between the two publishes it again,
-with the same event id, so consumers apply it once."""
+relayed to RabbitMQ with publisher confirms and deleted once confirmed.
+
+The relay's guarantees:
+- It takes a batch of rows, oldest first (`FOR UPDATE SKIP LOCKED`, so several relays share the table without
+  taking the same rows), publishes them all with their confirms outstanding at once (pipelined, when the publisher
+  is a BatchPublisher), then deletes in one statement exactly the rows the broker confirmed, and commits.
+- A row the broker refused (nack), returned (a mandatory publish no queue takes) or did not confirm in time stays
+  for a later pass; the rest of its batch still goes, and the relay pages on past it, so it does not hold up newer
+  events. Rows are attempted oldest first, but confirmed events may arrive out of outbox order.
+- A lost connection (or a crash) mid-batch loses nothing: rows not confirmed stay and are published again, with the
+  same event id, so an event may arrive twice. Consumers de-duplicate by event id (the inbox); that is the contract.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from tend_common.messaging.envelope import OutgoingEvent
-from tend_common.messaging.publisher import EventPublisher, PublishError
+from tend_common.messaging.publisher import EventPublisher, PublishError, UnroutableEvent, publish_all
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +68,26 @@ def wake_relay(cursor: psycopg.Cursor[Any]) -> None:
     cursor.execute(f"NOTIFY {_CHANNEL}")
 
 
+@dataclass(frozen=True)
+class RelayPass:
+    """What one pass over a batch of rows did."""
+
+    selected: int
+    confirmed: int
+    last_id: int
+    failure: PublishError | None
+    # Every event that failed was returned as unroutable (the broker is up, just no queue takes them yet).
+    only_unroutable: bool = True
+
+
 class OutboxRelay:
-    """Relays the outbox on its own thread: woken by NOTIFY, and polling in case a notification was missed."""
+    """Relays the outbox on its own thread: woken by NOTIFY, and polling in case a notification was missed.
+    A subclass may relay another table with the same columns by setting `table`."""
+
+    table: ClassVar[str] = "outbox"
 
     def __init__(
-        self, pool: ConnectionPool, publisher: EventPublisher, batch_size: int = 200, poll_seconds: float = 1.0
+        self, pool: ConnectionPool, publisher: EventPublisher, batch_size: int = 500, poll_seconds: float = 1.0
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -69,6 +96,12 @@ class OutboxRelay:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        table = sql.Identifier(self.table)
+        self._select = sql.SQL(
+            "SELECT id, event_id, routing_key, type_name, schema_version, body FROM {} WHERE id > %s"
+            " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+        ).format(table)
+        self._delete = sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(table)
 
     def start(self) -> None:
         self._threads = [
@@ -85,43 +118,71 @@ class OutboxRelay:
             thread.join(timeout)
 
     def relay_once(self) -> int:
-        """Publishes one batch; returns how many events were confirmed and removed.
+        """Publishes the oldest batch; returns how many events were confirmed and removed.
 
-        Events confirmed before a failed publish are still removed (the transaction commits), then the failure is
-        raised; the rest stay for the next attempt.
+        The confirmed events are removed (the transaction commits) even when others in the batch failed; then the
+        first failure is raised. The events that failed stay for the next attempt.
         """
-        failure: PublishError | None = None
+        relayed = self.relay_batch(after_id=0)
+        if relayed.failure is not None:
+            raise relayed.failure
+        return relayed.confirmed
+
+    def relay_batch(self, after_id: int) -> RelayPass:
+        """Publishes the oldest batch of rows with an id above `after_id`, all confirms outstanding at once, and
+        removes those the broker confirmed. Raises psycopg.Error if the database fails (nothing is removed then)."""
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute(
-                "SELECT id, event_id, routing_key, type_name, schema_version, body FROM outbox"
-                " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-                (self._batch_size,),
-            )
-            confirmed: list[int] = []
-            for row_id, event_id, routing_key, type_name, schema_version, body in cur.fetchall():
-                try:
-                    self._publisher.publish(
-                        OutgoingEvent(routing_key, event_id, type_name, schema_version, bytes(body))
-                    )
-                except PublishError as exc:
-                    failure = exc
-                    break
-                confirmed.append(row_id)
+            cur.execute(self._select, (after_id, self._batch_size))
+            rows = cur.fetchall()
+            if not rows:
+                return RelayPass(0, 0, after_id, None)
+            events = [
+                OutgoingEvent(routing_key, event_id, type_name, schema_version, bytes(body))
+                for _id, event_id, routing_key, type_name, schema_version, body in rows
+            ]
+            outcomes = publish_all(self._publisher, events)
+            confirmed = [row[0] for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
             if confirmed:
-                cur.execute("DELETE FROM outbox WHERE id = ANY(%s)", (confirmed,))
-        if failure is not None:
-            raise failure
-        return len(confirmed)
+                cur.execute(self._delete, (confirmed,))
+        failures = [outcome for outcome in outcomes if outcome is not None]
+        return RelayPass(
+            len(rows),
+            len(confirmed),
+            rows[-1][0],
+            failures[0] if failures else None,
+            all(isinstance(failure, UnroutableEvent) for failure in failures),
+        )
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            try:
-                while self.relay_once() == self._batch_size and not self._stopping.is_set():
-                    pass
-            except (PublishError, psycopg.Error) as exc:
-                log.warning("outbox relay failed; will retry", extra={"fields": {"error": type(exc).__name__}})
+            self._drain()
             self._wake.wait(self._poll_seconds)
             self._wake.clear()
+
+    def _drain(self) -> None:
+        """Relays batch after batch until the outbox is exhausted. Pages on by id past rows that failed, so an
+        event no queue takes yet does not hold up newer ones; they are tried again on the next drain."""
+        after_id = 0
+        while not self._stopping.is_set():
+            try:
+                relayed = self.relay_batch(after_id)
+            except psycopg.Error as exc:
+                log.warning("outbox relay failed; will retry", extra={"fields": {"error": type(exc).__name__}})
+                return
+            if relayed.failure is not None:
+                log.warning(
+                    "outbox relay left events unconfirmed; will retry",
+                    extra={
+                        "fields": {
+                            "error": str(relayed.failure),
+                            "unconfirmed": relayed.selected - relayed.confirmed,
+                        }
+                    },
+                )
+            if relayed.selected < self._batch_size or (relayed.confirmed == 0 and not relayed.only_unroutable):
+                # The end of the outbox, or the broker is unreachable or refusing: wait for the next poll or wake.
+                return
+            after_id = relayed.last_id
 
     def _listen(self) -> None:
         while not self._stopping.is_set():
