@@ -11,15 +11,17 @@ import pytest
 from psycopg_pool import ConnectionPool
 from tend.audit.v1 import audit_pb2_grpc
 
-from services.audit.tests.fake_identity import FakeIdentity
-from tend_audit.access import IdentityAccessChecker, assertion_verifier
+from tend_audit.access import AUDIENCE, assertion_verifier
 from tend_audit.grpc_api import SERVICE_NAME, AuditServicer
 from tend_audit.signing import SigningKey, load_signing_key
 from tend_common.db import open_pool
 from tend_common.grpc_server import start_grpc_server
+from tend_common.identity_access import IdentityAccessChecker
+from tend_testing.fake_identity import FakeIdentity
 from tend_testing.plugin import DatabaseFactory
 
 MIGRATIONS = "tend_audit.migrations"
+DENIED_REASON = "Only the data protection officer may read the audit log."
 
 
 @pytest.fixture
@@ -35,10 +37,8 @@ def signing_key(dsn: str) -> SigningKey:
 
 @pytest.fixture
 def fake_identity() -> Iterator[FakeIdentity]:
-    identity = FakeIdentity()
-    identity.start()
-    yield identity
-    identity.stop()
+    with FakeIdentity(AUDIENCE, denied_reason=DENIED_REASON) as identity:
+        yield identity
 
 
 @dataclass
@@ -50,7 +50,6 @@ class Api:
 
 @pytest.fixture
 def api(dsn: str, signing_key: SigningKey, fake_identity: FakeIdentity) -> Iterator[Api]:
-    assert fake_identity.target is not None
     pool: ConnectionPool = open_pool(dsn, max_size=4)
     identity_channel = grpc.insecure_channel(fake_identity.target)
     servicer = AuditServicer(

@@ -15,8 +15,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from tend.audit.v1 import audit_pb2, events_pb2
 
-from services.audit.tests.conftest import Api
-from services.audit.tests.fake_identity import DENIED_REASON
+from services.audit.tests.conftest import DENIED_REASON, Api
 from services.audit.tests.helpers import append, audit_event
 from tend_audit.verify import verify_log
 
@@ -351,7 +350,7 @@ def test_when_identity_cannot_decide_nothing_is_answered(api: Api) -> None:
     _log_fixture(api)
     _grant_dpo(api)
     _query(api, DPO, KIND.QUERY_KIND_REFUSED_ATTEMPTS)  # keys fetched and cached while identity is up
-    api.identity.failing = True
+    api.identity.unavailable = True
     with pytest.raises(grpc.RpcError) as failure:
         _query(api, DPO, KIND.QUERY_KIND_REFUSED_ATTEMPTS)
     assert failure.value.code() == grpc.StatusCode.UNAVAILABLE

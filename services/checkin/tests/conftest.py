@@ -13,18 +13,19 @@ from flask import Flask
 from psycopg_pool import ConnectionPool
 from tend.checkin.v1 import checkin_pb2_grpc
 
-from services.checkin.tests.fake_identity import FakeIdentity
+from services.checkin.tests.grpc_harness import ALLOWED_REASON, DENIED_REASON, Api
 from services.checkin.tests.grpc_harness import NOW as GRPC_NOW
-from services.checkin.tests.grpc_harness import Api
 from services.checkin.tests.web_harness import NOW, ROUTING_KEY, FixedClock, Web, WebFactory
-from tend_checkin.access import IdentityAccessChecker, checkin_token_verifier
+from tend_checkin.access import AUDIENCE, checkin_token_verifier
 from tend_checkin.grpc_api import SERVICE_NAME, CheckinServicer
 from tend_checkin.settings import Settings
 from tend_checkin.web import close_app, create_app
 from tend_common.db import open_pool
 from tend_common.grpc_server import start_grpc_server
+from tend_common.identity_access import IdentityAccessChecker
 from tend_common.messaging.topology import Topology, declare_consumer_queue
 from tend_testing.backends import Backends
+from tend_testing.fake_identity import FakeIdentity
 from tend_testing.plugin import DatabaseFactory
 
 MIGRATIONS = "tend_checkin.migrations"
@@ -32,10 +33,8 @@ MIGRATIONS = "tend_checkin.migrations"
 
 @pytest.fixture
 def fake_identity() -> Iterator[FakeIdentity]:
-    identity = FakeIdentity()
-    identity.start()
-    yield identity
-    identity.stop()
+    with FakeIdentity(AUDIENCE, allowed_reason=ALLOWED_REASON, denied_reason=DENIED_REASON) as identity:
+        yield identity
 
 
 @pytest.fixture
@@ -46,7 +45,6 @@ def checkin_settings(
     redis_prefix: str,
     fake_identity: FakeIdentity,
 ) -> Settings:
-    assert fake_identity.target is not None
     return Settings(
         database_url=database_factory(MIGRATIONS),
         amqp_url=backends.amqp_url,

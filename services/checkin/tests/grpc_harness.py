@@ -13,14 +13,16 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 
-from services.checkin.tests.fake_identity import FakeIdentity
 from tend_checkin.settings import Settings
+from tend_testing.fake_identity import FakeIdentity
 
 NOW = datetime(2026, 10, 5, 8, 55, 7, tzinfo=UTC)
 STAFF = "0b6f1c1e-6a53-4c39-9a43-5f2d8c1c2a10"
 MODULE_RUN = "7d1f2a9e-1111-4a8e-9f0b-3c2d1e0f9a88"
 OPEN = "teaching_session.open"
 PRESENT = "teaching_session.present"
+ALLOWED_REASON = "You teach this module."
+DENIED_REASON = "You do not teach this module."
 
 
 @dataclass

@@ -12,8 +12,8 @@ import pytest
 from tend.audit.v1 import events_pb2 as audit_events_pb2
 from tend.checkin.v1 import checkin_pb2
 
-from services.checkin.tests.fake_identity import DENIED_REASON
 from services.checkin.tests.grpc_harness import (
+    DENIED_REASON,
     MODULE_RUN,
     NOW,
     OPEN,
@@ -28,7 +28,7 @@ from tend_checkin import codes
 
 
 def test_open_session_stores_the_session_and_its_audit_event(api: Api) -> None:
-    api.identity.allow(STAFF, OPEN, MODULE_RUN)
+    api.identity.allow(STAFF, OPEN, "module_run", MODULE_RUN)
 
     session = api.stub.OpenSession(open_request(api)).session
 
@@ -65,7 +65,7 @@ def test_open_session_stores_the_session_and_its_audit_event(api: Api) -> None:
 
 
 def test_open_session_defaults_to_now_and_an_hour(api: Api) -> None:
-    api.identity.allow(STAFF, OPEN, MODULE_RUN)
+    api.identity.allow(STAFF, OPEN, "module_run", MODULE_RUN)
     request = checkin_pb2.OpenSessionRequest(actor_assertion=api.assertion(), module_run_id=MODULE_RUN, room=" LT2 ")
 
     session = api.stub.OpenSession(request).session
@@ -82,7 +82,7 @@ def test_audit_event_and_session_are_written_in_one_transaction(api: Api) -> Non
             "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no'; END $$"
         )
         conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse()")
-    api.identity.allow(STAFF, OPEN, MODULE_RUN)
+    api.identity.allow(STAFF, OPEN, "module_run", MODULE_RUN)
 
     assert status_of(lambda: api.stub.OpenSession(open_request(api))) == grpc.StatusCode.UNKNOWN
 
@@ -100,14 +100,14 @@ def test_open_session_is_refused_when_identity_refuses(api: Api) -> None:
 
 
 def test_open_session_is_refused_for_another_module_run(api: Api) -> None:
-    api.identity.allow(STAFF, OPEN, "some-other-run")
+    api.identity.allow(STAFF, OPEN, "module_run", "some-other-run")
     assert status_of(lambda: api.stub.OpenSession(open_request(api))) == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_a_bad_assertion_is_unauthenticated(api: Api) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    api.identity.allow(STAFF, OPEN, MODULE_RUN)
+    api.identity.allow(STAFF, OPEN, "module_run", MODULE_RUN)
     bad_assertions = {
         "missing": "",
         "not a token": "not-a-token",
@@ -126,7 +126,7 @@ def test_a_bad_assertion_is_unauthenticated(api: Api) -> None:
 
 
 def test_invalid_requests_are_refused(api: Api) -> None:
-    api.identity.allow(STAFF, OPEN, MODULE_RUN)
+    api.identity.allow(STAFF, OPEN, "module_run", MODULE_RUN)
     cases: list[tuple[dict[str, object], str]] = [
         ({"module_run_id": ""}, "module_run_id is required"),
         ({"module_run_id": "m" * 101}, "module_run_id must be at most 100 characters"),
@@ -144,14 +144,14 @@ def test_invalid_requests_are_refused(api: Api) -> None:
 
 
 def test_room_of_exactly_100_characters_and_600_minutes_are_accepted(api: Api) -> None:
-    api.identity.allow(STAFF, OPEN, MODULE_RUN)
+    api.identity.allow(STAFF, OPEN, "module_run", MODULE_RUN)
     session = api.stub.OpenSession(open_request(api, room="r" * 100, duration_minutes=600)).session
     assert session.ends_at.ToDatetime(tzinfo=UTC) - session.starts_at.ToDatetime(tzinfo=UTC) == timedelta(hours=10)
 
 
 def test_presenter_code_is_the_current_code_with_its_check_in_address(api: Api) -> None:
-    api.identity.allow(STAFF, OPEN, MODULE_RUN)
-    api.identity.allow(STAFF, PRESENT, MODULE_RUN)
+    api.identity.allow(STAFF, OPEN, "module_run", MODULE_RUN)
+    api.identity.allow(STAFF, PRESENT, "module_run", MODULE_RUN)
     session = api.stub.OpenSession(open_request(api)).session
 
     shown = api.stub.GetPresenterCode(
@@ -171,7 +171,7 @@ def test_presenter_code_is_the_current_code_with_its_check_in_address(api: Api) 
 
 
 def test_presenter_code_needs_the_present_right(api: Api) -> None:
-    api.identity.allow(STAFF, OPEN, MODULE_RUN)
+    api.identity.allow(STAFF, OPEN, "module_run", MODULE_RUN)
     session = api.stub.OpenSession(open_request(api)).session
     request = checkin_pb2.GetPresenterCodeRequest(actor_assertion=api.assertion(), session_id=session.session_id)
 
@@ -191,7 +191,7 @@ def test_presenter_code_needs_a_valid_assertion(api: Api) -> None:
 
 
 def test_identity_unreachable_is_unavailable(api: Api) -> None:
-    api.identity.allow(STAFF, OPEN, MODULE_RUN)
+    api.identity.allow(STAFF, OPEN, "module_run", MODULE_RUN)
     request = open_request(api)
     api.identity.stop()
 

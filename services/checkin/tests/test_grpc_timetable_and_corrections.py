@@ -46,7 +46,7 @@ def import_request(api: Api, content: str, fmt: int = checkin_pb2.TIMETABLE_FORM
 
 
 def test_import_creates_sessions_and_a_re_import_changes_nothing(api: Api) -> None:
-    api.identity.allow(STAFF, CREATE, MODULE_RUN)
+    api.identity.allow(STAFF, CREATE, "module_run", MODULE_RUN)
 
     first = api.stub.ImportTimetable(import_request(api, CSV, timezone="Europe/London"))
 
@@ -81,7 +81,7 @@ def test_import_creates_sessions_and_a_re_import_changes_nothing(api: Api) -> No
 
 
 def test_icalendar_import_with_a_label_mapping(api: Api) -> None:
-    api.identity.allow(STAFF, CREATE, MODULE_RUN)
+    api.identity.allow(STAFF, CREATE, "module_run", MODULE_RUN)
 
     response = api.stub.ImportTimetable(
         import_request(api, ICS, checkin_pb2.TIMETABLE_FORMAT_ICALENDAR, module_run_by_label={"CS101": MODULE_RUN})
@@ -98,7 +98,7 @@ def test_icalendar_import_with_a_label_mapping(api: Api) -> None:
 
 
 def test_a_bad_file_is_rejected_whole_with_line_numbers(api: Api) -> None:
-    api.identity.allow(STAFF, CREATE, MODULE_RUN)
+    api.identity.allow(STAFF, CREATE, "module_run", MODULE_RUN)
     bad = CSV + f"tt-3,{MODULE_RUN},,2026-10-19T09:00,2026-10-19T09:50\n"
 
     with pytest.raises(grpc.RpcError) as raised:
@@ -111,7 +111,7 @@ def test_a_bad_file_is_rejected_whole_with_line_numbers(api: Api) -> None:
 
 
 def test_import_needs_the_right_for_every_module_run_in_the_file(api: Api) -> None:
-    api.identity.allow(STAFF, CREATE, MODULE_RUN)
+    api.identity.allow(STAFF, CREATE, "module_run", MODULE_RUN)
     mixed = CSV + f"tt-9,{OTHER_RUN},LT2,2026-10-19T09:00,2026-10-19T09:50\n"
 
     assert status_of(lambda: api.stub.ImportTimetable(import_request(api, mixed))) == grpc.StatusCode.PERMISSION_DENIED
@@ -121,8 +121,8 @@ def test_import_needs_the_right_for_every_module_run_in_the_file(api: Api) -> No
 
 
 def test_a_uid_cannot_move_to_another_module_run(api: Api) -> None:
-    api.identity.allow(STAFF, CREATE, MODULE_RUN)
-    api.identity.allow(STAFF, CREATE, OTHER_RUN)
+    api.identity.allow(STAFF, CREATE, "module_run", MODULE_RUN)
+    api.identity.allow(STAFF, CREATE, "module_run", OTHER_RUN)
     api.stub.ImportTimetable(import_request(api, CSV))
 
     with pytest.raises(grpc.RpcError) as raised:
@@ -135,7 +135,7 @@ def test_a_uid_cannot_move_to_another_module_run(api: Api) -> None:
 
 
 def opened_session(api: Api) -> checkin_pb2.TeachingSession:
-    api.identity.allow(STAFF, OPEN, MODULE_RUN)
+    api.identity.allow(STAFF, OPEN, "module_run", MODULE_RUN)
     session: checkin_pb2.TeachingSession = api.stub.OpenSession(open_request(api)).session
     api.rows("DELETE FROM outbox RETURNING id")
     return session
@@ -155,7 +155,7 @@ def correction_request(
 
 def test_corrections_are_stored_with_their_events_and_audit_records(api: Api) -> None:
     session = opened_session(api)
-    api.identity.allow(STAFF, CORRECT, MODULE_RUN)
+    api.identity.allow(STAFF, CORRECT, "module_run", MODULE_RUN)
     request = correction_request(api, session.session_id, [("p_one", True), ("p_two", False)])
 
     response = api.stub.RecordAttendanceCorrections(request)
@@ -187,7 +187,7 @@ def test_corrections_are_stored_with_their_events_and_audit_records(api: Api) ->
 
 def test_a_retried_request_is_applied_once(api: Api) -> None:
     session = opened_session(api)
-    api.identity.allow(STAFF, CORRECT, MODULE_RUN)
+    api.identity.allow(STAFF, CORRECT, "module_run", MODULE_RUN)
     request = correction_request(api, session.session_id, [("p_one", True)])
     api.stub.RecordAttendanceCorrections(request)
 
@@ -200,7 +200,7 @@ def test_a_retried_request_is_applied_once(api: Api) -> None:
 
 def test_bulk_corrections_of_a_whole_class(api: Api) -> None:
     session = opened_session(api)
-    api.identity.allow(STAFF, CORRECT, MODULE_RUN)
+    api.identity.allow(STAFF, CORRECT, "module_run", MODULE_RUN)
     entries = [(f"p_{n:04d}", n % 3 != 0) for n in range(300)]
 
     response = api.stub.RecordAttendanceCorrections(correction_request(api, session.session_id, entries))
@@ -248,7 +248,7 @@ def test_invalid_corrections_are_refused_with_a_clear_message(
     api: Api, change: dict[str, object], message: str
 ) -> None:
     session = opened_session(api)
-    api.identity.allow(STAFF, CORRECT, MODULE_RUN)
+    api.identity.allow(STAFF, CORRECT, "module_run", MODULE_RUN)
     request = correction_request(api, session.session_id, [("p_one", True)])
     for name, value in change.items():
         if name == "entries":
@@ -266,7 +266,7 @@ def test_invalid_corrections_are_refused_with_a_clear_message(
 
 
 def test_corrections_for_an_unknown_session_are_not_found(api: Api) -> None:
-    api.identity.allow(STAFF, CORRECT, MODULE_RUN)
+    api.identity.allow(STAFF, CORRECT, "module_run", MODULE_RUN)
     request = correction_request(api, str(uuid.uuid4()), [("p_one", True)])
     assert status_of(lambda: api.stub.RecordAttendanceCorrections(request)) == grpc.StatusCode.NOT_FOUND
 
@@ -281,7 +281,7 @@ def test_list_sessions_for_correction(api: Api) -> None:
         )
         == grpc.StatusCode.PERMISSION_DENIED
     )
-    api.identity.allow(STAFF, CORRECT, MODULE_RUN)
+    api.identity.allow(STAFF, CORRECT, "module_run", MODULE_RUN)
 
     listed = api.stub.ListSessions(
         checkin_pb2.ListSessionsRequest(actor_assertion=api.assertion(), module_run_id=MODULE_RUN)
@@ -291,7 +291,7 @@ def test_list_sessions_for_correction(api: Api) -> None:
 
 
 def test_a_session_can_be_restricted_to_campus_networks(api: Api) -> None:
-    api.identity.allow(STAFF, OPEN, MODULE_RUN)
+    api.identity.allow(STAFF, OPEN, "module_run", MODULE_RUN)
 
     session = api.stub.OpenSession(open_request(api, allowed_networks=["192.0.2.7/24", "2001:db8::/32"])).session
 

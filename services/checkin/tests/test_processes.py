@@ -16,9 +16,9 @@ import requests
 from tend.audit.v1 import events_pb2 as audit_events_pb2
 from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 
-from services.checkin.tests.fake_identity import FakeIdentity
 from tend_checkin.settings import Settings
 from tend_common.messaging.topology import Topology, declare_consumer_queue
+from tend_testing.fake_identity import FakeIdentity
 from tend_testing.processes import ServiceProcess, free_port
 
 SCRIPT = str(Path(sys.executable).with_name("tend-checkin"))
@@ -64,7 +64,7 @@ def test_commands_serve_relay_and_stop_gracefully(
     channel = connection.channel()
     audit_queue = topology.queue("test", "audit")
     declare_consumer_queue(channel, topology, audit_queue, ["audit.recorded.v1"])
-    fake_identity.allow(STAFF, "teaching_session.open", MODULE_RUN)
+    fake_identity.allow(STAFF, "teaching_session.open", "module_run", MODULE_RUN)
 
     migrated = subprocess.run(
         [SCRIPT, "migrate"], env={**os.environ, **env}, capture_output=True, text=True, check=False, timeout=60

@@ -17,11 +17,11 @@ from flask.testing import FlaskClient
 from pika.adapters.blocking_connection import BlockingChannel
 from tend.checkin.v1 import events_pb2 as checkin_events_pb2
 
-from services.checkin.tests.fake_identity import FakeIdentity
 from tend_checkin import codes, session_store
 from tend_checkin.handoff import COOKIE_NAME
 from tend_checkin.sessions import TeachingSession, plan_session
 from tend_checkin.settings import Settings
+from tend_testing.fake_identity import FakeIdentity
 
 ROUTING_KEY = "checkin.attendance_recorded.v1"
 STEP = 15

@@ -30,10 +30,8 @@ SOURCE_KEY = "moodle-test-key-" + "k" * 24
 
 @pytest.fixture
 def fake_identity() -> Iterator[FakeIdentity]:
-    identity = FakeIdentity()
-    identity.start()
-    yield identity
-    identity.stop()
+    with FakeIdentity() as identity:
+        yield identity
 
 
 @pytest.fixture
@@ -50,7 +48,6 @@ def pool(dsn: str) -> Iterator[ConnectionPool]:
 
 @pytest.fixture
 def indicators_settings(backends: Backends, dsn: str, amqp_namespace: str, fake_identity: FakeIdentity) -> Settings:
-    assert fake_identity.target is not None
     return Settings(
         database_url=dsn,
         amqp_url=backends.amqp_url,
@@ -79,7 +76,6 @@ def client(web_app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def directory(fake_identity: FakeIdentity) -> IdentityDirectory:
-    assert fake_identity.target is not None
     return IdentityDirectory(grpc.insecure_channel(fake_identity.target))
 
 

@@ -31,7 +31,6 @@ def serving(
     pool: ConnectionPool, fake_identity: FakeIdentity, directory: IdentityDirectory
 ) -> Iterator[indicators_pb2_grpc.IndicatorsServiceStub]:
     """After a recompute for 13 Feb (p_s00's case, routed to TUTOR), a stub of the service answering as of NOW."""
-    assert fake_identity.target is not None
     fake_identity.responsible["p_s00"] = [(TUTOR, "personal_tutor")]
     recompute(pool, directory, CONFIG, OPTIONS, date(2026, 2, 13), now=NOW)
     channel = grpc.insecure_channel(fake_identity.target)

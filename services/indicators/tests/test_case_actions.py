@@ -32,7 +32,7 @@ CLOSE = indicators_pb2.CASE_ACTION_KIND_CLOSE
 def stub(
     pool: ConnectionPool, fake_identity: FakeIdentity, directory: IdentityDirectory, cohort: list[str]
 ) -> Iterator[indicators_pb2_grpc.IndicatorsServiceStub]:
-    fake_identity.allow(TUTOR, ENGAGEMENT, ["p_s00"])
+    fake_identity.show_students(TUTOR, ENGAGEMENT, ["p_s00"])
     with serving(pool, fake_identity, directory) as client:
         yield client
 
@@ -180,7 +180,7 @@ def test_a_flag_of_a_closed_case_whose_evidence_goes_is_withdrawn_and_the_case_s
 def test_people_identity_does_not_let_act_are_refused_and_audited(
     stub: indicators_pb2_grpc.IndicatorsServiceStub, fake_identity: FakeIdentity, case_id: str, dsn: str
 ) -> None:
-    fake_identity.allow("student-s00", ENGAGEMENT, ["p_s00"])  # a student sees their own engagement...
+    fake_identity.show_students("student-s00", ENGAGEMENT, ["p_s00"])  # a student sees their own engagement...
     for assertion in (fake_identity.assertion("stranger-1"), fake_identity.assertion("student-s00", kind="student")):
         refused = request(assertion, case_id)
         assert code_of(lambda: stub.RecordCaseAction(refused)) == grpc.StatusCode.PERMISSION_DENIED  # noqa: B023

@@ -28,7 +28,6 @@ OPTIONS = moodle_log.MoodleLogOptions(module_run_id="run-moodle", academic_year_
 
 @pytest.fixture
 def directory(fake_identity: FakeIdentity) -> IdentityDirectory:
-    assert fake_identity.target is not None
     return IdentityDirectory(grpc.insecure_channel(fake_identity.target))
 
 

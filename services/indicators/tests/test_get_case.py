@@ -55,7 +55,7 @@ def refusal(stub: indicators_pb2_grpc.IndicatorsServiceStub, assertion: str, cas
 def test_the_tutor_the_case_is_routed_to_gets_it_and_the_read_is_audited_once(
     stub: indicators_pb2_grpc.IndicatorsServiceStub, fake_identity: FakeIdentity, case_id: str, dsn: str
 ) -> None:
-    fake_identity.allow(TUTOR, ENGAGEMENT, ["p_s00", "p_s01", "p_s02"])
+    fake_identity.show_students(TUTOR, ENGAGEMENT, ["p_s00", "p_s01", "p_s02"])
     case = get_case(stub, fake_identity.assertion(TUTOR), case_id).case
     listed = stub.ListCases(indicators_pb2.ListCasesRequest(actor_assertion=fake_identity.assertion(TUTOR)))
     assert [case] == list(listed.cases)  # the same case as ListCases gives
@@ -74,7 +74,7 @@ def test_a_closed_case_is_returned_too(
 ) -> None:
     with psycopg.connect(dsn) as conn:
         conn.execute("UPDATE cases SET status = 'closed' WHERE case_id = %s", (case_id,))
-    fake_identity.allow(TUTOR, ENGAGEMENT, ["p_s00"])
+    fake_identity.show_students(TUTOR, ENGAGEMENT, ["p_s00"])
     case = get_case(stub, fake_identity.assertion(TUTOR), case_id).case
     assert case.status == indicators_pb2.CASE_STATUS_CLOSED
 
@@ -97,7 +97,7 @@ def test_a_case_that_is_not_the_persons_is_not_found_like_an_unknown_one_and_the
     kind: str,
     visible: list[str],
 ) -> None:
-    fake_identity.allow(person, ENGAGEMENT, visible)
+    fake_identity.show_students(person, ENGAGEMENT, visible)
     assertion = fake_identity.assertion(person, kind=kind)
     not_theirs = refusal(stub, assertion, case_id)
     unknown = refusal(stub, assertion, str(uuid.uuid4()))
@@ -114,7 +114,7 @@ def test_a_case_that_is_not_the_persons_is_not_found_like_an_unknown_one_and_the
 def test_an_unknown_id_is_not_found_and_a_malformed_one_is_named(
     stub: indicators_pb2_grpc.IndicatorsServiceStub, fake_identity: FakeIdentity, case_id: str
 ) -> None:
-    fake_identity.allow(TUTOR, ENGAGEMENT, ["p_s00"])
+    fake_identity.show_students(TUTOR, ENGAGEMENT, ["p_s00"])
     code, _ = refusal(stub, fake_identity.assertion(TUTOR), str(uuid.uuid4()))
     assert code == grpc.StatusCode.NOT_FOUND
     code, details = refusal(stub, fake_identity.assertion(TUTOR), "not-a-case")

@@ -35,7 +35,7 @@ def stub(
 def test_a_tutor_sees_their_tutees_case_and_the_read_is_audited(
     stub: indicators_pb2_grpc.IndicatorsServiceStub, fake_identity: FakeIdentity, dsn: str
 ) -> None:
-    fake_identity.allow(TUTOR, ENGAGEMENT, ["p_s00"])
+    fake_identity.show_students(TUTOR, ENGAGEMENT, ["p_s00"])
     response = stub.ListCases(indicators_pb2.ListCasesRequest(actor_assertion=fake_identity.assertion(TUTOR)))
     (case,) = response.cases
     assert case.student_pseudonym == "p_s00"
@@ -57,7 +57,7 @@ def test_a_tutor_sees_their_tutees_case_and_the_read_is_audited(
 def test_cases_of_students_identity_does_not_let_the_person_see_are_left_out(
     stub: indicators_pb2_grpc.IndicatorsServiceStub, fake_identity: FakeIdentity, dsn: str
 ) -> None:
-    fake_identity.allow(TUTOR, ENGAGEMENT, ["p_s05"])
+    fake_identity.show_students(TUTOR, ENGAGEMENT, ["p_s05"])
     response = stub.ListCases(indicators_pb2.ListCasesRequest(actor_assertion=fake_identity.assertion(TUTOR)))
     assert list(response.cases) == []
     assert audit_records(dsn) == []
@@ -66,8 +66,8 @@ def test_cases_of_students_identity_does_not_let_the_person_see_are_left_out(
 def test_the_engagement_summary_for_a_tutor_and_for_the_student_themself(
     stub: indicators_pb2_grpc.IndicatorsServiceStub, fake_identity: FakeIdentity, dsn: str
 ) -> None:
-    fake_identity.allow(TUTOR, ENGAGEMENT, ["p_s00"])
-    fake_identity.allow("student-s00", ENGAGEMENT, ["p_s00"])
+    fake_identity.show_students(TUTOR, ENGAGEMENT, ["p_s00"])
+    fake_identity.show_students("student-s00", ENGAGEMENT, ["p_s00"])
     summaries = [
         stub.GetEngagementSummary(
             indicators_pb2.GetEngagementSummaryRequest(
@@ -110,7 +110,7 @@ def test_a_person_without_a_relationship_is_refused_and_the_refusal_audited(
 def test_visa_compliance_sees_attendance_against_contact_points_only(
     stub: indicators_pb2_grpc.IndicatorsServiceStub, fake_identity: FakeIdentity
 ) -> None:
-    fake_identity.allow("visa-1", VISA, ["p_s00"])
+    fake_identity.show_students("visa-1", VISA, ["p_s00"])
     summary = stub.GetEngagementSummary(
         indicators_pb2.GetEngagementSummaryRequest(
             actor_assertion=fake_identity.assertion("visa-1"),
@@ -126,7 +126,7 @@ def test_visa_compliance_sees_attendance_against_contact_points_only(
 def test_cohort_patterns_are_aggregates_and_refused_without_a_relationship(
     stub: indicators_pb2_grpc.IndicatorsServiceStub, fake_identity: FakeIdentity, dsn: str
 ) -> None:
-    fake_identity.allow("dean-1", COHORT, [], detail=identity_pb2.DETAIL_LEVEL_AGGREGATE)
+    fake_identity.show_students("dean-1", COHORT, [], detail=identity_pb2.DETAIL_LEVEL_AGGREGATE)
     patterns = stub.GetCohortPatterns(
         indicators_pb2.GetCohortPatternsRequest(actor_assertion=fake_identity.assertion("dean-1"), module_run_id=RUN)
     )
@@ -146,7 +146,7 @@ def test_a_small_cohort_is_suppressed(
 ) -> None:
     with pool.connection() as conn:
         conn.execute("INSERT INTO cohort_summaries VALUES ('run-small', '2026-02-16', 6, NULL, NULL, NULL)")
-    fake_identity.allow("dean-1", COHORT, [], detail=identity_pb2.DETAIL_LEVEL_AGGREGATE)
+    fake_identity.show_students("dean-1", COHORT, [], detail=identity_pb2.DETAIL_LEVEL_AGGREGATE)
     patterns = stub.GetCohortPatterns(
         indicators_pb2.GetCohortPatternsRequest(
             actor_assertion=fake_identity.assertion("dean-1"), module_run_id="run-small"
@@ -163,7 +163,7 @@ def test_an_invalid_assertion_is_unauthenticated(stub: indicators_pb2_grpc.Indic
 def test_a_read_fails_when_the_audit_record_cannot_be_written(
     stub: indicators_pb2_grpc.IndicatorsServiceStub, fake_identity: FakeIdentity, dsn: str
 ) -> None:
-    fake_identity.allow(TUTOR, ENGAGEMENT, ["p_s00"])
+    fake_identity.show_students(TUTOR, ENGAGEMENT, ["p_s00"])
     with psycopg.connect(dsn) as conn:
         conn.execute("ALTER TABLE outbox RENAME TO outbox_gone")
     request = indicators_pb2.GetEngagementSummaryRequest(

@@ -37,10 +37,8 @@ NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def fake_identity() -> Iterator[FakeIdentity]:
-    identity = FakeIdentity()
-    identity.start()
-    yield identity
-    identity.stop()
+    with FakeIdentity() as identity:
+        yield identity
 
 
 @pytest.fixture
@@ -66,7 +64,7 @@ def notify_settings(
         redis_url=backends.redis_url,
         redis_prefix=redis_prefix,
         identity_target=fake_identity.target,
-        service_key=fake_identity.notify_service_key,
+        service_key=fake_identity.service_key,
         grpc_port=0,
         metrics_port=0,
         retry_base_seconds=30,
@@ -155,7 +153,7 @@ def delivery_of(event: OutgoingEvent, redelivered: bool = False) -> Delivery:
 
 
 def identity_channel(identity: FakeIdentity) -> grpc.Channel:
-    signer = ServiceTokenSigner("notify", identity.notify_service_key)
+    signer = ServiceTokenSigner("notify", identity.service_key)
     return authenticated_channel(identity.target, signer, "identity")
 
 

@@ -73,7 +73,7 @@ class NotifyProcess:
             "TEND_NOTIFY_GRPC_PORT": str(self.grpc_port),
             "TEND_NOTIFY_METRICS_PORT": "0",
             "TEND_NOTIFY_IDENTITY_TARGET": identity.target,
-            "TEND_NOTIFY_SERVICE_KEY": identity.notify_service_key,
+            "TEND_NOTIFY_SERVICE_KEY": identity.service_key,
             "TEND_NOTIFY_TRUSTED_SERVICES": f"portal={public_key_text(self._portal_key)}",
             "TEND_NOTIFY_SMTP_HOST": "127.0.0.1",
             "TEND_NOTIFY_SMTP_PORT": str(smtp.port if smtp else 25),

@@ -15,6 +15,7 @@ from tend.notify.v1 import notify_pb2, notify_pb2_grpc
 
 from services.notify.tests.conftest import Notify, identity_channel
 from tend_common.grpc_server import GrpcServer, start_grpc_server
+from tend_common.identity_access import IdentityAccessChecker
 from tend_common.service_auth import (
     ServiceAuthInterceptor,
     ServiceTokenSigner,
@@ -23,7 +24,7 @@ from tend_common.service_auth import (
     parse_trusted_services,
     public_key_text,
 )
-from tend_notify.access import IdentityAccessChecker, assertion_verifier
+from tend_notify.access import assertion_verifier
 from tend_notify.contacts import IdentityContacts
 from tend_notify.grpc_api import SERVICE_NAME, NotifyServicer, register
 from tend_notify.guards import RateLimiter, redis_client

@@ -21,11 +21,11 @@ from psycopg_pool import ConnectionPool
 from tend.audit.v1 import audit_pb2, audit_pb2_grpc, events_pb2
 
 from tend_audit import exports, metrics, own_records, proofs, queries, tree_heads
-from tend_audit.access import AccessChecker, person_of
 from tend_audit.queries import RecordQuery, StoredRecord
 from tend_audit.signing import SigningKey, public_keys
+from tend_common.identity_access import AccessChecker, ActorRefused, verify_actor
 from tend_common.messaging.envelope import timestamp
-from tend_common.tokens import InvalidToken, TokenVerifier
+from tend_common.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -261,15 +261,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     def _authenticate(self, assertion: str, context: grpc.ServicerContext) -> str:
         """The asking person's id from a valid assertion; UNAUTHENTICATED otherwise."""
         try:
-            claims = self._verifier.verify(assertion)
-        except InvalidToken:
-            _abort(context, grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid")
-        except grpc.RpcError:
-            _abort(context, grpc.StatusCode.UNAVAILABLE, "identity is unavailable; try again")
-        person = person_of(claims)
-        if person is None:
-            _abort(context, grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid")
-        return person
+            return verify_actor(self._verifier, assertion).person_id
+        except ActorRefused as refused:
+            _abort(context, refused.code, refused.details)
 
     def _validate(
         self, query_message: audit_pb2.Query, purpose_text: str, context: grpc.ServicerContext

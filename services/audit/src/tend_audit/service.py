@@ -14,10 +14,11 @@ from psycopg_pool import ConnectionPool
 from tend.audit.v1 import audit_pb2, audit_pb2_grpc
 
 from tend_audit import metrics, records, tree_heads
-from tend_audit.access import IdentityAccessChecker, assertion_verifier
+from tend_audit.access import assertion_verifier
 from tend_audit.grpc_api import SERVICE_NAME, AuditServicer
 from tend_audit.settings import Settings
 from tend_audit.signing import SigningKey, load_signing_key
+from tend_common.identity_access import IdentityAccessChecker
 from tend_common.messaging.batch_consumer import BatchConsumer, PoisonReasons
 from tend_common.messaging.consumer import Delivery, PoisonMessage
 from tend_common.runtime import ServiceRuntime

@@ -17,7 +17,6 @@ from psycopg_pool import ConnectionPool
 from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 
 from tend_checkin import codes, session_store
-from tend_checkin.access import AccessChecker, is_person_assertion
 from tend_checkin.corrections import CORRECT_ACTION, BatchKeyReused, CorrectionBatch, record_corrections
 from tend_checkin.grpc_requests import import_options, parse_timetable, validate_corrections
 from tend_checkin.networks import normalise_networks
@@ -26,8 +25,9 @@ from tend_checkin.sessions import TeachingSession
 from tend_checkin.settings import Settings
 from tend_checkin.timetable import TimetableRejected
 from tend_checkin.timetable_import import IMPORT_PURPOSE, import_timetable
+from tend_common.identity_access import AccessChecker, ActorRefused, verify_actor
 from tend_common.messaging.envelope import timestamp
-from tend_common.tokens import InvalidToken, TokenVerifier
+from tend_common.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -235,15 +235,9 @@ class CheckinServicer(checkin_pb2_grpc.CheckinServiceServicer):
     def _authenticate(self, assertion: str, context: grpc.ServicerContext) -> str:
         """The acting person's id from a valid assertion; UNAUTHENTICATED otherwise."""
         try:
-            claims = self._verifier.verify(assertion)
-        except InvalidToken:
-            _abort(context, grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid")
-        except grpc.RpcError:
-            # Identity's keys could not be fetched: not the caller's fault, and worth retrying.
-            _abort(context, grpc.StatusCode.UNAVAILABLE, "identity is unavailable; try again")
-        if not is_person_assertion(claims):
-            _abort(context, grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid")
-        return str(claims["sub"])
+            return verify_actor(self._verifier, assertion).person_id
+        except ActorRefused as refused:
+            _abort(context, refused.code, refused.details)
 
     def _authorise(
         self, assertion: str, action: str, module_run_id: str, purpose: str, context: grpc.ServicerContext

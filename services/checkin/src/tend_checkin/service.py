@@ -10,9 +10,10 @@ from psycopg_pool import ConnectionPool
 from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 
 from tend_checkin import events
-from tend_checkin.access import IdentityAccessChecker, checkin_token_verifier
+from tend_checkin.access import checkin_token_verifier
 from tend_checkin.grpc_api import SERVICE_NAME, CheckinServicer
 from tend_checkin.settings import Settings
+from tend_common.identity_access import IdentityAccessChecker
 from tend_common.messaging.topology import Topology, declare_consumer_queue
 from tend_common.runtime import ServiceRuntime
 from tend_common.service_auth import MethodPolicy

@@ -8,14 +8,13 @@ Indicators keeps no rights of its own.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
-from tend_common.identity_keys import identity_key_fetcher
+from tend_common import identity_access
 from tend_common.tokens import TokenVerifier
 
 AUDIENCE = "indicators"
@@ -69,9 +68,5 @@ class IdentityVisibility:
 
 
 def assertion_verifier(channel: grpc.Channel) -> TokenVerifier:
-    return TokenVerifier(identity_key_fetcher(channel), audience=AUDIENCE)
-
-
-def is_person_assertion(claims: Mapping[str, Any]) -> bool:
-    subject = claims.get("sub")
-    return isinstance(claims.get("kind"), str) and isinstance(subject, str) and bool(subject)
+    """Verifies the assertions identity signs for this service."""
+    return identity_access.assertion_verifier(channel, AUDIENCE)

@@ -24,11 +24,12 @@ import grpc
 from psycopg_pool import ConnectionPool
 from tend.indicators.v1 import indicators_pb2, indicators_pb2_grpc
 
+from tend_common.identity_access import Actor, ActorRefused, verify_actor
 from tend_common.messaging.envelope import OutgoingEvent
 from tend_common.messaging.outbox import add_to_outbox
-from tend_common.tokens import InvalidToken, TokenVerifier
+from tend_common.tokens import TokenVerifier
 from tend_indicators import answers, case_actions, events
-from tend_indicators.access import Detail, Purpose, Visibility, Visible, is_person_assertion
+from tend_indicators.access import Detail, Purpose, Visibility, Visible
 from tend_indicators.ingest.fields import plain_id
 from tend_indicators.recompute import RecomputeOptions
 from tend_indicators.rules_config import RulesConfig
@@ -220,7 +221,7 @@ class IndicatorsServicer(indicators_pb2_grpc.IndicatorsServiceServicer):
         request_id = _uuid(request.request_id)
         if request_id is None:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "request_id must be a UUID chosen by the caller")
-        actor, kind_of_person = self._authenticate_person(request.actor_assertion, context)
+        actor = self._authenticate_person(request.actor_assertion, context)
         with self._pool.connection() as conn:
             pseudonym = case_actions.case_student(conn, case_id)
         if pseudonym is None:
@@ -229,16 +230,19 @@ class IndicatorsServicer(indicators_pb2_grpc.IndicatorsServiceServicer):
         now = self._clock()
         # Staff act on cases; a student sees their own engagement but does not act on their own case.
         allowed = (
-            kind_of_person == STAFF
-            and pseudonym in self._visible(request.actor_assertion, purpose, "", context).pseudonyms
+            actor.kind == STAFF and pseudonym in self._visible(request.actor_assertion, purpose, "", context).pseudonyms
         )
         if not allowed:
             self._audit(
-                [events.read_audit(actor, kind.audit_action, "pseudonym", pseudonym, purpose.words, False, now)],
+                [
+                    events.read_audit(
+                        actor.person_id, kind.audit_action, "pseudonym", pseudonym, purpose.words, False, now
+                    )
+                ],
                 context,
             )
             _abort(context, grpc.StatusCode.PERMISSION_DENIED, "You may not act on this student's case.")
-        action = case_actions.CaseAction(request_id, case_id, actor, kind, request.note)
+        action = case_actions.CaseAction(request_id, case_id, actor.person_id, kind, request.note)
         try:
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 case_actions.record(cur, action, pseudonym, now)
@@ -256,19 +260,14 @@ class IndicatorsServicer(indicators_pb2_grpc.IndicatorsServiceServicer):
 
     def _authenticate(self, assertion: str, context: grpc.ServicerContext) -> str:
         """The acting person's id from a valid assertion; UNAUTHENTICATED otherwise."""
-        return self._authenticate_person(assertion, context)[0]
+        return self._authenticate_person(assertion, context).person_id
 
-    def _authenticate_person(self, assertion: str, context: grpc.ServicerContext) -> tuple[str, str]:
-        """The acting person's id and kind ("staff" or "student") from a valid assertion."""
+    def _authenticate_person(self, assertion: str, context: grpc.ServicerContext) -> Actor:
+        """The acting person (their id, and kind: "staff" or "student") from a valid assertion."""
         try:
-            claims = self._verifier.verify(assertion)
-        except InvalidToken:
-            _abort(context, grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid")
-        except grpc.RpcError:
-            _abort(context, grpc.StatusCode.UNAVAILABLE, "identity is unavailable; try again")
-        if not is_person_assertion(claims):
-            _abort(context, grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid")
-        return str(claims["sub"]), str(claims["kind"])
+            return verify_actor(self._verifier, assertion)
+        except ActorRefused as refused:
+            _abort(context, refused.code, refused.details)
 
     def _visible(self, assertion: str, purpose: Purpose, module_run_id: str, context: grpc.ServicerContext) -> Visible:
         try:

@@ -18,10 +18,11 @@ import grpc
 from psycopg_pool import ConnectionPool
 from tend.notify.v1 import notify_pb2, notify_pb2_grpc
 
+from tend_common.identity_access import AccessChecker, ActorRefused, verify_actor
 from tend_common.messaging.envelope import timestamp
-from tend_common.tokens import InvalidToken, TokenVerifier
+from tend_common.tokens import TokenVerifier
 from tend_notify import enquiries, follow_up_store, message_store, resolutions, template_store
-from tend_notify.access import SEND_ACTION, STUDENT, AccessChecker
+from tend_notify.access import SEND_ACTION, STUDENT
 from tend_notify.contacts import SUPPORTIVE_ENQUIRY, ContactDirectory, ContactsUnavailable, ContactUnknown
 from tend_notify.content_rules import Problem
 from tend_notify.events import STATUS_VALUES, EnquiryRequest
@@ -288,14 +289,12 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         if not assertion or len(assertion) > MAX_ASSERTION_LENGTH:
             raise RpcFailure(grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid")
         try:
-            claims = self._verifier.verify(assertion)
-        except InvalidToken:
-            raise RpcFailure(grpc.StatusCode.UNAUTHENTICATED, "the actor assertion is not valid") from None
-        except grpc.RpcError:
-            raise RpcFailure(grpc.StatusCode.UNAVAILABLE, "identity is unavailable; try again") from None
-        if claims.get("kind") != "staff" or not IDENTIFIER.fullmatch(str(claims.get("sub", ""))):
+            actor = verify_actor(self._verifier, assertion)
+        except ActorRefused as refused:
+            raise RpcFailure(refused.code, refused.details) from None
+        if actor.kind != "staff" or not IDENTIFIER.fullmatch(actor.person_id):
             raise RpcFailure(grpc.StatusCode.PERMISSION_DENIED, "only members of staff send enquiries")
-        return str(claims["sub"])
+        return actor.person_id
 
     def _authorise(self, assertion: str, pseudonym: str, purpose: str) -> None:
         try:

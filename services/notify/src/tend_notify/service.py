@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pika
 
 from tend_common.grpc_server import start_grpc_server
+from tend_common.identity_access import IdentityAccessChecker
 from tend_common.messaging.consumer import Consumer
 from tend_common.messaging.topology import declare_consumer_queue
 from tend_common.runtime import ServiceRuntime
@@ -23,7 +24,7 @@ from tend_common.service_auth import (
     parse_trusted_services,
 )
 from tend_notify import case_updates, follow_up, intake
-from tend_notify.access import IdentityAccessChecker, assertion_verifier
+from tend_notify.access import assertion_verifier
 from tend_notify.contacts import IdentityContacts
 from tend_notify.dispatcher import Dispatcher, utc_now
 from tend_notify.events import (
