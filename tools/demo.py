@@ -1,5 +1,6 @@
 """`make demo`: starts every service as a local process against PostgreSQL, Redis and RabbitMQ on their standard
-ports, with a demo university loaded, and stops them all on Ctrl-C.
+ports, with a demo university loaded and a few weeks of its engagement sent to indicators (so tutors have cases and
+students their engagement), and stops them all on Ctrl-C.
 
 Each service gets its own database and its own database role (tend_<service>), as in production.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from tend_testing.demo_activity import load_demo_activity
 from tend_testing.suite import BACK_END_SERVICES, INGEST_SOURCE, Suite, SuiteConfig, SuitePorts, run_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +63,14 @@ def main() -> int:
             f"Indicators ingest (xAPI at /xapi/statements, /events, /reference): {config.indicators_ingest_url},"
             f" HTTP Basic user {INGEST_SOURCE!r}, password {config.ingest_source_key!r}"
         )
-        print(f"Service logs: {log_dir}. E-mails notify sends: {ROOT / '.demo' / 'mailbox'}. Press Ctrl-C to stop.")
+        print(f"Service logs: {log_dir}. E-mails notify sends: {ROOT / '.demo' / 'mailbox'}.")
+        sys.stdout.flush()
+        try:
+            print(load_demo_activity(config).summary())
+        except (RuntimeError, OSError) as exc:
+            # The services are up and usable without it: say what went wrong and keep them running.
+            print(f"Demo activity was not loaded, so cases and engagement pages stay empty: {exc}", file=sys.stderr)
+        print("Press Ctrl-C to stop.")
         sys.stdout.flush()
         while not stop.wait(1.0):
             pass
