@@ -1,9 +1,9 @@
 """The portal's identity, audit and timetable pages through real processes: signing in with the institution's
 OpenID Connect provider (a real one, started by the test), signing out everywhere, a break-glass grant that the
 student then sees in "who has accessed my record" and the data protection officer finds, reviews and downloads
-(audit accepting the portal's assertions for audience "audit"), also by the student's number (identity's FindPerson),
-a timetable import, and module management (a school administrator withdraws and restores a module; a lecturer of
-another school is refused)."""
+(audit accepting the portal's assertions for audience "audit"), also by the student's number and by a member of
+staff's staff number (identity's FindPerson), a timetable import, and module management (a school administrator
+withdraws and restores a module; a lecturer of another school is refused)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,13 @@ class PortalSuite:
             row = conn.execute("SELECT deleted_at IS NOT NULL FROM modules WHERE code = %s", (code,)).fetchone()
         assert row is not None
         return bool(row[0])
+
+    def staff_number(self, username: str) -> str:
+        with psycopg.connect(self.config.databases["identity"]) as conn:
+            row = conn.execute("SELECT staff_number FROM people WHERE username = %s", (username,)).fetchone()
+        assert row is not None
+        assert row[0]
+        return str(row[0])
 
     def student_number(self, username: str) -> str:
         with psycopg.connect(self.config.databases["identity"]) as conn:
@@ -244,6 +251,25 @@ def test_the_officer_searches_by_student_number(portal_suite: PortalSuite, break
     refused = lecturer.get(f"{url}/audit?{urlencode(query)}", timeout=10)
     assert refused.status_code == 403
     assert portal_suite.display_name("student001") not in refused.text
+
+
+def test_the_officer_searches_by_staff_number(portal_suite: PortalSuite, break_glass_grant: str) -> None:
+    url = portal_suite.url
+    officer = sign_in(url, "dpo1")
+    number = portal_suite.staff_number("lecturer1")
+    query = {"question": "actions_by_person", "person": number, "purpose": "investigation of a concern"}
+
+    found = _eventually(
+        lambda: "break_glass.grant" in (p := officer.get(f"{url}/audit?{urlencode(query)}", timeout=10)).text and p
+    )
+
+    assert isinstance(found, requests.Response)
+    assert found.status_code == 200
+    lecturer_id = str(demo_id("person", "lecturer1"))
+    assert f"Person: {portal_suite.display_name('lecturer1')}, Tend id {lecturer_id}." in found.text
+    refused = sign_in(url, "tutor1").get(f"{url}/audit?{urlencode(query)}", timeout=10)
+    assert refused.status_code == 403
+    assert portal_suite.display_name("lecturer1") not in refused.text
 
 
 def test_a_school_administrator_withdraws_and_restores_a_module(portal_suite: PortalSuite) -> None:

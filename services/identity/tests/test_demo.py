@@ -71,6 +71,9 @@ def test_the_demo_university_has_the_promised_shape() -> None:
         runs = [run for who, run in university.enrolments if who == student.id]
         assert len(runs) >= 3
     assert {p.username for p in staff} >= {"lecturer1", "tutor1"}
+    assert all(p.staff_number and p.student_number is None for p in staff)
+    assert len({p.staff_number for p in staff}) == len(staff)
+    assert all(p.student_number and p.staff_number is None for p in students)
     assert students[0].username == "student001"
 
 
@@ -84,10 +87,12 @@ def test_every_canary_is_unique_and_searchable(demo_pool: ConnectionPool) -> Non
     with demo_pool.connection() as conn:
         canaries = demo.demo_canaries(conn)
 
-    assert len(canaries) == 217 * 2 + 200
+    assert len(canaries) == 217 * 3  # family name, e-mail, and a student or staff number each
     assert len(set(canaries)) == len(canaries)
     for canary in canaries:
-        assert re.fullmatch(r"Canary-[0-9a-f]{6}|canary-[0-9a-f]{6}@demo\.tend\.invalid|CN[0-9A-F]{6}", canary)
+        assert re.fullmatch(
+            r"Canary-[0-9a-f]{6}|canary-[0-9a-f]{6}@demo\.tend\.invalid|CN[0-9A-F]{6}|SN[0-9A-F]{6}", canary
+        )
 
 
 def test_the_logins_table_shows_no_personal_data() -> None:

@@ -1,6 +1,7 @@
-"""FindPerson (the data protection officer's look-up of a student or staff number) and ListModules (the modules a
-person may manage), over a real gRPC server and the demo university. A look-up is recorded before it is answered,
-allowed or refused, and never records the number typed; the module list offers exactly what CheckAccess allows."""
+"""FindPerson (the data protection officer's look-up of a student number, staff number or staff user name) and
+ListModules (the modules a person may manage), over a real gRPC server and the demo university. A look-up is
+recorded before it is answered, allowed or refused, and never records the number typed; the module list offers
+exactly what CheckAccess allows."""
 
 from __future__ import annotations
 
@@ -35,6 +36,19 @@ def _student_number(pool: ConnectionPool, person_id: uuid.UUID) -> str:
     return str(row[0])
 
 
+def _staff_number(pool: ConnectionPool, username: str) -> str:
+    with pool.connection() as conn:
+        row = conn.execute("SELECT staff_number FROM people WHERE username = %s", (username,)).fetchone()
+    assert row is not None
+    assert row[0]
+    return str(row[0])
+
+
+def _set_staff_number(pool: ConnectionPool, username: str, number: str) -> None:
+    with pool.connection() as conn:
+        conn.execute("UPDATE people SET staff_number = %s WHERE username = %s", (number, username))
+
+
 def _audit(pool: ConnectionPool) -> list[events_pb2.AuditEvent]:
     with pool.connection() as conn:
         rows = conn.execute("SELECT body FROM outbox ORDER BY id").fetchall()
@@ -61,7 +75,7 @@ def test_the_dpo_finds_a_student_and_a_member_of_staff_and_each_look_up_is_recor
     number = _student_number(demo_pool, STUDENT)
 
     student = _find(stub, dpo, f"  {number} ")
-    staff = _find(stub, dpo, "lecturer1")
+    staff = _find(stub, dpo, "lecturer1")  # by user name, for staff imported without a staff number
 
     assert student.person_id == str(STUDENT)
     assert student.display_name
@@ -72,6 +86,62 @@ def test_the_dpo_finds_a_student_and_a_member_of_staff_and_each_look_up_is_recor
         ("person.find", "person", staff.person_id, ALLOWED, str(demo.demo_id("person", "dpo1"))),
     ]
     assert all(number not in e.SerializeToString().decode("utf-8", "replace") for e in audited)
+
+
+def test_the_dpo_finds_a_member_of_staff_by_staff_number_and_the_look_up_is_recorded(
+    stub: Stub, demo_pool: ConnectionPool
+) -> None:
+    dpo = _assertion(stub, demo_pool, "dpo1")
+    number = _staff_number(demo_pool, "lecturer2")
+
+    found = _find(stub, dpo, f" {number}  ")
+
+    assert found.person_id == str(demo.demo_id("person", "lecturer2"))
+    assert found.display_name
+    audited = _audit(demo_pool)
+    assert [(e.action, e.subject.kind, e.subject.id, e.outcome) for e in audited] == [
+        ("person.find", "person", found.person_id, ALLOWED)
+    ]
+    assert number not in audited[0].SerializeToString().decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("username", ["lecturer1", "director1", "sysadmin1", "student001"])
+def test_anyone_else_is_refused_a_staff_number_alike_known_or_unknown(
+    stub: Stub, demo_pool: ConnectionPool, username: str
+) -> None:
+    asking = _assertion(stub, demo_pool, username)
+
+    known = _refused(stub, asking, _staff_number(demo_pool, "lecturer2"))
+    unknown = _refused(stub, asking, "SN-NOBODY")
+
+    assert known.code() == unknown.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert known.details() == unknown.details()
+    assert [(e.subject.kind, e.subject.id, e.outcome) for e in _audit(demo_pool)] == [
+        ("person", str(demo.demo_id("person", "lecturer2")), REFUSED),
+        ("person_reference", "unknown", REFUSED),
+    ]
+
+
+def test_a_member_of_staff_finds_themself_by_staff_number(stub: Stub, demo_pool: ConnectionPool) -> None:
+    lecturer = _assertion(stub, demo_pool, "lecturer2")
+
+    found = _find(stub, lecturer, _staff_number(demo_pool, "lecturer2"))
+
+    assert found.person_id == str(demo.demo_id("person", "lecturer2"))
+
+
+def test_a_student_number_wins_over_a_staff_number_and_a_staff_number_over_a_user_name(
+    stub: Stub, demo_pool: ConnectionPool
+) -> None:
+    dpo = _assertion(stub, demo_pool, "dpo1")
+    student_number = _student_number(demo_pool, STUDENT)
+    # Numbering schemes that overlap: lecturer2's staff number is a student's number, tutor1's is a user name.
+    _set_staff_number(demo_pool, "lecturer2", student_number)
+    _set_staff_number(demo_pool, "tutor1", "lecturer1")
+
+    assert _find(stub, dpo, student_number).person_id == str(STUDENT)
+    assert _find(stub, dpo, "lecturer1").person_id == str(demo.demo_id("person", "tutor1"))
+    assert _find(stub, dpo, "lecturer2").person_id == str(demo.demo_id("person", "lecturer2"))
 
 
 def test_a_lecturer_is_refused_alike_for_a_known_and_an_unknown_number_and_both_refusals_are_recorded(

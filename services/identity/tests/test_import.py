@@ -30,9 +30,9 @@ faculty,FAH,Faculty of Arts and Humanities,
 school,HIST,School of History,FAH
 programme,BA-HIST,BA History,HIST
 """
-STAFF = b"""username,given_name,family_name,preferred_name,email
-htutor,Hannah,Tutor-Canary-aa01,,htutor@uni.example
-hlead,Harold,Lead-Canary-aa02,Hal,hlead@uni.example
+STAFF = b"""username,given_name,family_name,preferred_name,email,staff_number
+htutor,Hannah,Tutor-Canary-aa01,,htutor@uni.example,E1001
+hlead,Harold,Lead-Canary-aa02,Hal,hlead@uni.example,
 """
 STUDENTS = b"""student_number,username,given_name,family_name,preferred_name,email,programme_code,level,sponsored_visa
 H0001,hstudent1,Ines,Student-Canary-bb01,,ines@student.example,BA-HIST,1,no
@@ -149,6 +149,64 @@ def test_a_malformed_file_is_rejected_whole_with_its_line_numbers(identity_dsn: 
     ]
     assert "Canary" not in str(rejected.value)
     assert _digest(identity_dsn) == before  # not even the valid row 2
+
+
+def _staff_numbers(dsn: str) -> dict[str, str | None]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT username, staff_number FROM people WHERE kind = 'staff'").fetchall()
+    return dict(rows)
+
+
+def test_staff_numbers_are_imported_and_optional(identity_dsn: str) -> None:
+    _import_all(identity_dsn)
+
+    assert _staff_numbers(identity_dsn) == {"htutor": "E1001", "hlead": None}
+    with psycopg.connect(identity_dsn) as conn:
+        again = run_import(conn, "staff", STAFF)
+    assert not again.changed
+    assert _staff_numbers(identity_dsn) == {"htutor": "E1001", "hlead": None}
+
+
+def test_a_staff_number_that_is_taken_or_malformed_is_rejected_with_its_line(identity_dsn: str) -> None:
+    _import_all(identity_dsn)
+    before = _digest(identity_dsn)
+    bad = (
+        b"username,given_name,family_name,email,staff_number\n"
+        b"hnew1,New,One-Canary-dd01,n1@uni.example,E1001\n"
+        b"hnew2,New,Two-Canary-dd02,n2@uni.example,E2002\n"
+        b"hnew3,New,Three-Canary-dd03,n3@uni.example,E2002\n"
+        b"hnew4,New,Four-Canary-dd04,n4@uni.example,E 4\n"
+        b"hlead,Harold,Lead-Canary-aa02,hlead@uni.example,E2005\n"
+    )
+
+    with psycopg.connect(identity_dsn) as conn, pytest.raises(ImportRejected) as rejected:
+        run_import(conn, "staff", bad)
+
+    assert [str(problem) for problem in rejected.value.problems] == [
+        "line 2: staff_number: already belongs to someone else",  # htutor's, from the first import
+        "line 4: staff_number: already belongs to someone else",  # line 3's, earlier in this file
+        "line 5: staff_number: not a staff number of letters, digits and dashes",
+    ]
+    assert "E1001" not in str(rejected.value)
+    assert _digest(identity_dsn) == before  # not even lines 3 and 6
+
+
+def test_a_staff_file_without_the_column_keeps_staff_numbers_and_an_empty_value_removes_one(
+    identity_dsn: str,
+) -> None:
+    _import_all(identity_dsn)
+    without_column = b"username,given_name,family_name,preferred_name,email\n" + b"\n".join(
+        line.rsplit(b",", 1)[0] for line in STAFF.splitlines()[1:]
+    )
+    emptied = STAFF.replace(b"htutor@uni.example,E1001", b"htutor@uni.example,")
+
+    with psycopg.connect(identity_dsn) as conn:
+        kept = run_import(conn, "staff", without_column)
+        removed = run_import(conn, "staff", emptied)
+
+    assert not kept.changed
+    assert removed.changed
+    assert _staff_numbers(identity_dsn) == {"htutor": None, "hlead": None}
 
 
 @pytest.mark.parametrize(

@@ -227,7 +227,7 @@ def test_a_bad_search_says_what_is_wrong_and_asks_nothing(officer: PortalBrowser
     response = officer.get(_search(person="not an id!", purpose="curiosity", to="yesterday"))
     page = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "Enter a student number (for example S1234567), a staff user name or a Tend id." in page
+    assert "Enter a student number (for example S1234567), a staff number, a staff user name or a Tend id." in page
     assert "Choose why you are searching the log." in page
     assert "Enter a date as year-month-day" in page
     assert audit.queries == []

@@ -2,8 +2,8 @@
 each run in the 2026/27 autumn term, seventeen staff covering every relationship of the access policy, and 200
 students in years 1 to 3.
 
-Every demo person carries unique canary values (family name, e-mail, student number) so privacy tests can search
-other services' databases, logs and messages for them. Loading is idempotent: ids derive from natural keys, and
+Every demo person carries unique canary values (family name, e-mail, student or staff number) so privacy tests can
+search other services' databases, logs and messages for them. Loading is idempotent: ids derive from natural keys, and
 every write is an upsert, so loading twice leaves the same data.
 """
 
@@ -169,6 +169,8 @@ def _person(
         family_name=family,
         email=f"canary-{tag}@{EMAIL_DOMAIN}",
         student_number=f"CN{tag.upper()}" if kind is PersonKind.STUDENT else None,
+        # Staff numbers carry the canary tag too, so that they are as safe to search for as student numbers.
+        staff_number=f"SN{tag.upper()}" if kind is PersonKind.STAFF else None,
         sponsored_visa=sponsored_visa,
         programme_id=programme_id,
         level=level,
@@ -246,8 +248,8 @@ def load_demo(conn: Connection, demo: DemoUniversity, password_hash: str) -> Non
 
 
 def demo_canaries(conn: Connection) -> list[str]:
-    """Every canary value of the loaded demo: family names, e-mail addresses and student numbers. None of them
-    may ever appear outside identity."""
+    """Every canary value of the loaded demo: family names, e-mail addresses, student and staff numbers. None of
+    them may ever appear outside identity."""
     return people_store.identifying_values(conn)
 
 

@@ -636,7 +636,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> identity_pb2.FindPersonResponse:
         identifier = request.identifier.strip()
         if not identifier or len(identifier) > MAX_IDENTIFIER_LENGTH or not identifier.isprintable():
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "a student number or a staff user name is required")
+            raise RpcFailure(
+                grpc.StatusCode.INVALID_ARGUMENT, "a student number, staff number or staff user name is required"
+            )
         actor = self._actor(request.actor_assertion)
         with self._transaction() as conn:
             found = person_search.find_person(conn, actor, identifier, self._clock(), _request_id(context))

@@ -1,5 +1,6 @@
-"""Finding a person by an institutional identifier (a student number, or a member of staff's user name), for the
-data protection officer's audit search, which is keyed by person id.
+"""Finding a person by an institutional identifier (a student number, else a staff number, else a member of staff's
+user name, since a staff number is optional), for the data protection officer's audit search, which is keyed by
+person id.
 
 Decided as "audit.read" on the person found: the data protection officer, or the person themself. That a number
 names nobody is itself only for the data protection officer to learn ("audit.read_all"), so anyone else gets the

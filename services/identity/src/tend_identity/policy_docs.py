@@ -41,12 +41,12 @@ class Column:
 RULES_IN_OTHER_CALLS_SECTION = """## Calls decided by these rules
 
 - **FindPerson** (the data protection officer's audit search, through the portal only): which person a student
-  number, or a member of staff's user name (their staff number), names. Allowed as `audit.read` on the person found
-  (the data protection officer; a person about themself). Whether a number names anybody at all is itself only for
-  `audit.read_all` (the data protection officer); anyone else gets the same refusal for a known and an unknown
-  number. Each look-up is recorded (`person.find`, allowed or refused, naming the person found, never the number
-  typed) in the transaction that answers it; if the record cannot be made, nothing is answered. It returns the
-  person id and display name only.
+  number, else a staff number, else a member of staff's user name (for staff imported without a staff number),
+  names. Allowed as `audit.read` on the person found (the data protection officer; a person about themself).
+  Whether a number names anybody at all is itself only for `audit.read_all` (the data protection officer); anyone
+  else gets the same refusal for a known and an unknown number. Each look-up is recorded (`person.find`, allowed or
+  refused, naming the person found, never the number typed) in the transaction that answers it; if the record
+  cannot be made, nothing is answered. It returns the person id and display name only.
 - **ListModules** (module-management pages): the modules on which the `module.*` rules allow the person something,
   with exactly those actions: a school's administrators get every module of their school (withdrawn ones too, with
   `module.restore` instead of `module.delete`), a module's leads get `module.update` on the modules they lead while

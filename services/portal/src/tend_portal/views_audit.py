@@ -4,9 +4,9 @@ for review, and a person's own "who has accessed my record".
 
 Audit decides every answer (it asks identity whether the person may read what the query covers, and records the
 query before answering); the portal passes the person's assertion for audience "audit" and shows what comes back, or
-a refusal page. The officer may name the person by student number or staff user name: identity's FindPerson turns
-it into the person id audit records use (deciding, and recording, that look-up itself), and its answer's name is
-shown beside that id. Records hold identifiers only; no other names are resolved here.
+a refusal page. The officer may name the person by student number, staff number or staff user name: identity's
+FindPerson turns it into the person id audit records use (deciding, and recording, that look-up itself), and its
+answer's name is shown beside that id. Records hold identifiers only; no other names are resolved here.
 """
 
 from __future__ import annotations
@@ -60,11 +60,12 @@ _PURPOSE_VALUES = {value for value, _ in PURPOSES}
 _FORMATS = {"csv": ("text/csv; charset=utf-8", "csv"), "json": ("application/json", "json")}
 _REFUSED = "You do not have access to these audit records. Only the data protection officer can search the log."
 _MAX_TOKEN = 200
-# A student number or a staff user name as typed: identity has the last word, this only keeps out what is neither.
+# A student or staff number or a staff user name as typed: identity has the last word, this only keeps out what is
+# none of them.
 _MAX_NUMBER = 64
 _NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@/-]*")
-_PERSON_NEEDED = "Enter the person's student number, staff user name or Tend id."
-_NOT_A_NUMBER = "Enter a student number (for example S1234567), a staff user name or a Tend id."
+_PERSON_NEEDED = "Enter the person's student number, staff number, staff user name or Tend id."
+_NOT_A_NUMBER = "Enter a student number (for example S1234567), a staff number, a staff user name or a Tend id."
 _NOBODY = "No student or member of staff has this number or user name. Check it, or enter their Tend id."
 
 

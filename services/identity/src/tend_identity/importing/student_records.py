@@ -25,6 +25,7 @@ from tend_identity.store.people import NewPerson
 _NAMESPACE = uuid.UUID("a7d3c1c2-5b0e-4e8f-9d55-3f1c2b7a9e41")
 CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{0,19}")
 STUDENT_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
+STAFF_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,149}")
 EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+")
 ACADEMIC_YEAR = re.compile(r"[0-9]{4}/[0-9]{2}")
@@ -83,6 +84,13 @@ class _Importer:
 
     def username_owner(self, username: str) -> uuid.UUID | None:
         return self.lookup("SELECT id FROM people WHERE username = %s", username)
+
+    def staff_number_owner(self, number: str) -> uuid.UUID | None:
+        return self.lookup("SELECT id FROM people WHERE staff_number = %s", number)
+
+    def stored_staff_number(self, person_id: uuid.UUID) -> str | None:
+        row = self.conn.execute("SELECT staff_number FROM people WHERE id = %s", (person_id,)).fetchone()
+        return None if row is None else row[0]
 
     # Field checks: each records a problem naming the column and returns None when the value is not usable.
 
@@ -196,19 +204,41 @@ def _student(imp: _Importer, row: Row) -> None:
     )
 
 
+def _staff_number(imp: _Importer, row: Row, person_id: uuid.UUID | None) -> tuple[bool, str | None]:
+    """Whether the row's staff number is usable, and the number to store. A file without the column leaves the
+    stored number as it is; an empty value means the person has none. `person_id` is None when the row names
+    nobody usable, and then only the number's form is checked."""
+    if "staff_number" not in row.values:
+        return True, None if person_id is None else imp.stored_staff_number(person_id)
+    number = row.get("staff_number")
+    if not number:
+        return True, None
+    if not STAFF_NUMBER.fullmatch(number):
+        imp.problems.add(row.line, "staff_number: not a staff number of letters, digits and dashes")
+        return False, None
+    # Checked against what is stored, which includes the rows of this file already applied.
+    if imp.staff_number_owner(number) not in (None, person_id):
+        imp.problems.add(row.line, "staff_number: already belongs to someone else")
+        return False, None
+    return True, number
+
+
 def _staff(imp: _Importer, row: Row) -> None:
     username = imp.matching(row, "username", USERNAME, "a user name")
     names = _names(imp, row)
     email = imp.matching(row, "email", EMAIL, "an e-mail address")
-    if not (username and names and email):
+    person_id = (imp.staff(username) or import_id("staff", username)) if username else None
+    number_usable, number = _staff_number(imp, row, person_id)
+    if not (username and person_id and names and email and number_usable):
         return
-    if imp.username_owner(username) not in (None, imp.staff(username)):
+    if imp.username_owner(username) not in (None, person_id):
         imp.problems.add(row.line, "username: already belongs to a student")
         return
     given, family, display = names
-    person_id = imp.staff(username) or import_id("staff", username)
     people_store.upsert_person(
-        imp.conn, NewPerson(person_id, PersonKind.STAFF, username, display, given, family, email), None
+        imp.conn,
+        NewPerson(person_id, PersonKind.STAFF, username, display, given, family, email, staff_number=number),
+        None,
     )
 
 
@@ -338,7 +368,7 @@ FORMATS: dict[str, Format] = {
         ("preferred_name", "sponsored_visa"),
         _student,
     ),
-    "staff": Format(("username", "given_name", "family_name", "email"), ("preferred_name",), _staff),
+    "staff": Format(("username", "given_name", "family_name", "email"), ("preferred_name", "staff_number"), _staff),
     "modules": Format(("module_code", "title", "school_code", "academic_year", "term"), (), _module),
     "enrolments": Format(("student_number", "module_code", "academic_year", "term"), ("status",), _enrolment),
     "relationships": Format(("staff_username", "relationship", "scope"), (), _relationship),

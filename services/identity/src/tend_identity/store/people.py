@@ -42,6 +42,8 @@ class NewPerson:
     programme_id: uuid.UUID | None = None
     # Year of study, for students.
     level: int | None = None
+    # The HR system's staff number, for staff; optional.
+    staff_number: str | None = None
 
 
 def sign_in_record(conn: Connection, username: str) -> SignInRecord | None:
@@ -104,13 +106,14 @@ def upsert_person(conn: Connection, new: NewPerson, password_hash: str | None) -
     """Adds the person, or brings their details up to date; an existing password hash is kept."""
     conn.execute(
         "INSERT INTO people (id, kind, username, display_name, given_name, family_name, email, student_number,"
-        " sponsored_visa, programme_id, password_hash, level)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " sponsored_visa, programme_id, password_hash, level, staff_number)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, username = excluded.username,"
         " display_name = excluded.display_name, given_name = excluded.given_name,"
         " family_name = excluded.family_name, email = excluded.email, student_number = excluded.student_number,"
         " sponsored_visa = excluded.sponsored_visa, programme_id = excluded.programme_id,"
-        " password_hash = coalesce(people.password_hash, excluded.password_hash), level = excluded.level",
+        " password_hash = coalesce(people.password_hash, excluded.password_hash), level = excluded.level,"
+        " staff_number = excluded.staff_number",
         (
             new.id,
             new.kind.value,
@@ -124,6 +127,7 @@ def upsert_person(conn: Connection, new: NewPerson, password_hash: str | None) -
             new.programme_id,
             password_hash,
             new.level,
+            new.staff_number,
         ),
     )
 
@@ -167,9 +171,10 @@ def add_enrolment(conn: Connection, student_id: uuid.UUID, module_run_id: uuid.U
 
 
 def identifying_values(conn: Connection) -> list[str]:
-    """Every family name, e-mail address and student number held, the values that must never leave identity."""
+    """Every family name, e-mail address, student number and staff number held, the values that must never leave
+    identity."""
     rows = conn.execute(
-        "SELECT family_name, email, student_number FROM people ORDER BY username",
+        "SELECT family_name, email, student_number, staff_number FROM people ORDER BY username",
     ).fetchall()
     return [value for row in rows for value in row if value]
 
@@ -181,12 +186,14 @@ class NamedPerson:
 
 
 def by_institutional_identifier(conn: Connection, identifier: str) -> NamedPerson | None:
-    """The student with this student number, or else the member of staff with this user name (staff have no other
-    institutional number). Both are unique, so at most one of each can match; the student number wins."""
+    """The student with this student number, or else the member of staff with this staff number, or else the member
+    of staff with this user name (staff imported without a staff number are found by it). Each is unique, so at
+    most one person matches each way, and the first way that matches wins."""
     row = conn.execute(
         "SELECT id, display_name FROM people"
-        " WHERE (kind = 'student' AND student_number = %(value)s) OR (kind = 'staff' AND username = %(value)s)"
-        " ORDER BY kind = 'student' DESC LIMIT 1",
+        " WHERE (kind = 'student' AND student_number = %(value)s)"
+        " OR (kind = 'staff' AND (staff_number = %(value)s OR username = %(value)s))"
+        " ORDER BY kind = 'student' DESC, staff_number IS NOT DISTINCT FROM %(value)s DESC LIMIT 1",
         {"value": identifier},
     ).fetchone()
     return None if row is None else NamedPerson(row[0], row[1])
