@@ -10,8 +10,8 @@ from datetime import date
 import psycopg
 import pytest
 
-from tend_identity.demo import demo_id
-from tend_testing.demo_activity import LoadedActivity, load_demo_activity, plan_activity
+from tend_identity.demo import MODULES, demo_id
+from tend_testing.demo_activity import LoadedActivity, load_demo_activity, module_run_label, plan_activity
 from tend_testing.flows import sign_in
 from tend_testing.running_suite import RunningSuite
 
@@ -44,6 +44,36 @@ def test_tutor1_sees_cases_of_quiet_tutees(running_suite: RunningSuite, loaded: 
     assert "fell to" in page.text  # the sudden drop's sentence
     assert loaded.summary().startswith("Demo activity loaded: ")
     assert "tutor1" in loaded.summary()
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def _flag_sentences(page: str) -> list[str]:
+    """The standing flags' sentences on a case page, without the dates beside them."""
+    flags = page.split('<ul class="flags">', 1)[1].split("</ul>", 1)[0]
+    return [re.sub(r"<span.*?</span>", "", item).strip() for item in re.findall(r"<li>(.*?)</li>", flags, re.S)]
+
+
+def test_a_tutors_case_names_module_runs_and_assignments_not_ids(
+    running_suite: RunningSuite, loaded: LoadedActivity
+) -> None:
+    portal = running_suite.config.portal_url
+    tutor = sign_in(portal, "tutor1")
+    listing = tutor.get(f"{portal}/cases", timeout=10)
+    case_ids = list(dict.fromkeys(re.findall(r'href="/cases/([0-9a-f-]{36})"', listing.text)))
+    assert case_ids, listing.text
+    sentences = []
+    for case_id in case_ids:
+        page = tutor.get(f"{portal}/cases/{case_id}", timeout=10)
+        assert page.status_code == 200, page.text
+        sentences.extend(_flag_sentences(page.text))
+    assert sentences
+    labels = [module_run_label(code, title) for code, title, _school in MODULES]
+    assert any(label in sentence for sentence in sentences for label in labels), sentences
+    assert any(sentence.startswith("Coursework ") for sentence in sentences), sentences  # a missed assignment
+    assert not [sentence for sentence in sentences if _UUID.search(sentence)]
+    assert not [sentence for sentence in sentences if "-assignment-" in sentence]  # the demo's assignment ids
 
 
 def test_tutor1_sees_the_patterns_of_a_module_they_teach(running_suite: RunningSuite, loaded: LoadedActivity) -> None:

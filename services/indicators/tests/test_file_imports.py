@@ -111,10 +111,15 @@ def test_an_oulad_presentation_is_imported_in_bulk_once_keeping_nothing_personal
     with psycopg.connect(dsn) as conn:
         enrolled = conn.execute("SELECT count(*), count(unregistered_on) FROM enrolments").fetchone()
         deadlines = conn.execute("SELECT count(*) FROM assignments WHERE module_run_id = 'AAA-2013J'").fetchone()
+        label = conn.execute("SELECT label FROM module_runs WHERE module_run_id = 'AAA-2013J'").fetchone()
+        titles = [r[0] for r in conn.execute("SELECT title FROM assignments ORDER BY due_at")]
         text = " ".join(r[0] for r in conn.execute("SELECT s::text FROM students s"))
         rows = " ".join(r[0] for r in conn.execute("SELECT e::text FROM engagement_events e LIMIT 20000"))
     assert enrolled == (383, 60)
     assert deadlines == (5,)
+    # Names a tutor reads in sentences: the presentation's codes, each assessment's type numbered by deadline.
+    assert label == ("AAA 2013J",)
+    assert titles == ["TMA 1", "TMA 2", "TMA 3", "TMA 4", "TMA 5"]
     # studentInfo.csv's special-category and demographic fields are never read.
     assert "Region" not in text
     assert "HE Qualification" not in text

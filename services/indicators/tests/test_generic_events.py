@@ -180,3 +180,64 @@ def test_reference_data_is_stored_once_and_corrections_update_it(client: FlaskCl
     bad = send({"enrolments": [{"student": {"kind": "full_name", "id": "Canary Person"}, "module_run_id": "r"}]})
     assert bad.status_code == 400
     assert "unknown identifier kind" in bad.get_json()["problems"][0]["rule"]
+
+
+def test_labels_and_titles_are_stored_checked_and_kept(client: FlaskClient, dsn: str) -> None:
+    label = "CS101 Programming, 2026/27"
+    document: dict[str, Any] = {
+        "module_runs": [{"module_run_id": "run-1", "label": f"  {label} "}, {"module_run_id": "run-2"}],
+        "assignments": [
+            {
+                "assignment_id": "cw-1",
+                "module_run_id": "run-1",
+                "due_at": "2026-03-01T23:59:00Z",
+                "title": "Coursework 1",
+            }
+        ],
+    }
+
+    def send(body: dict[str, Any]) -> TestResponse:
+        return client.post("/reference", data=json.dumps(body), content_type="application/json", headers=AUTH)
+
+    def labels() -> list[tuple[Any, ...]]:
+        with psycopg.connect(dsn) as conn:
+            return [
+                *conn.execute("SELECT module_run_id, label FROM module_runs ORDER BY 1").fetchall(),
+                *conn.execute("SELECT assignment_id, title FROM assignments").fetchall(),
+            ]
+
+    first = send(document)
+    assert first.status_code == 200, first.get_json()
+    assert first.get_json()["changed"] == 3
+    assert labels() == [("run-1", label), ("run-2", None), ("cw-1", "Coursework 1")]
+    # The same again changes nothing; surrounding spaces are not a change.
+    document["module_runs"][0]["label"] = label
+    assert send(document).get_json()["changed"] == 0
+    # A source that does not send labels does not erase them.
+    assert send({"module_runs": [{"module_run_id": "run-1"}]}).get_json()["changed"] == 0
+    assert labels()[0] == ("run-1", label)
+    # A correction replaces it.
+    document["assignments"][0]["title"] = "Coursework 1 (essay)"
+    assert send(document).get_json()["changed"] == 1
+    assert labels()[2] == ("cw-1", "Coursework 1 (essay)")
+
+    refused = send(
+        {
+            "module_runs": [{"module_run_id": "run-3", "label": "ok"}, {"module_run_id": "run-4", "label": "x" * 121}],
+            "assignments": [
+                {"assignment_id": "cw-2", "module_run_id": "run-1", "due_at": "2026-03-01T23:59:00Z", "title": "a\nb"},
+                {"assignment_id": "cw-3", "module_run_id": "run-1", "due_at": "2026-03-01T23:59:00Z", "title": 7},
+                {"assignment_id": "cw-4", "module_run_id": "run-1", "due_at": "2026-03-01T23:59:00Z", "title": " "},
+            ],
+        }
+    )
+    assert refused.status_code == 400
+    problems = [(p["where"], p["rule"]) for p in refused.get_json()["problems"]]
+    assert problems == [
+        ("module_runs[1]", "label is longer than 120 characters"),
+        ("assignments[0]", "title must be printable text on one line (no control characters, tabs or line breaks)"),
+        ("assignments[1]", "title must be text"),
+        ("assignments[2]", "title must not be empty (leave it out when there is none)"),
+    ]
+    assert "x" * 121 not in refused.get_data(as_text=True)  # the rule, never the value
+    assert labels() == [("run-1", label), ("run-2", None), ("cw-1", "Coursework 1 (essay)")]  # nothing stored

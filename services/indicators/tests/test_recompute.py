@@ -159,6 +159,34 @@ def test_a_resent_file_with_the_missing_submission_withdraws_the_missed_assignme
     assert flags == {"p_s00": "raised", "p_s01": "withdrawn"}
 
 
+def test_sentences_name_the_module_run_and_assignment_once_the_reference_data_labels_them(
+    pool: ConnectionPool, directory: IdentityDirectory, cohort: list[str], dsn: str
+) -> None:
+    config = parse_rules_config(
+        {"defaults": {"no_engagement": {"enabled": False}, "low_engagement": {"enabled": False}}}
+    )
+    due = datetime(2026, 2, 6, 23, 59, tzinfo=UTC)
+
+    def sentences() -> list[str]:
+        with psycopg.connect(dsn) as conn:
+            return [r[0] for r in conn.execute("SELECT sentence FROM flags ORDER BY student_pseudonym")]
+
+    with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        reference.store_assignments(cur, [reference.ExpectedAssignment("essay-1", RUN, due)])
+    assert run(pool, directory, date(2026, 2, 16), config) == (len(cohort), 0)  # nobody submitted
+    assert all(s.startswith("An assignment due 6 Feb 2026 was not submitted") for s in sentences())
+    with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        reference.store_module_runs(cur, [reference.ModuleRun(RUN, label="CS101 Programming, 2026/27")])
+        reference.store_assignments(cur, [reference.ExpectedAssignment("essay-1", RUN, due, "Essay 1")])
+    events_before = len(outbox(dsn))
+    # The standing flags' evidence is brought up to date: no new flag, no new event.
+    assert run(pool, directory, date(2026, 2, 16), config) == (0, 0)
+    assert len(outbox(dsn)) == events_before
+    found = sentences()
+    assert all(s.startswith("Essay 1 (CS101 Programming, 2026/27), due 6 Feb 2026, was not submitted") for s in found)
+    assert not any(RUN in s or "essay-1" in s for s in found)
+
+
 def test_cases_wait_for_identity_and_are_routed_once_it_answers(
     pool: ConnectionPool, directory: IdentityDirectory, fake_identity: FakeIdentity, cohort: list[str], dsn: str
 ) -> None:

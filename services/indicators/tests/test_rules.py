@@ -139,7 +139,11 @@ def test_cohort_context_is_given_only_for_a_cohort_of_at_least_ten() -> None:
     small = findings([*quiet, *busy[:6]], "2026-02-27", only("no_engagement"))
     assert "students on" not in small["q0"][0].sentence
     large = findings([*quiet, *busy], "2026-02-27", only("no_engagement"))
-    assert "while 3 of the 10 students on module run run-cs101 (30%) had such a gap" in large["q0"][0].sentence
+    assert "while 3 of the 10 students on a module run (30%) had such a gap" in large["q0"][0].sentence
+    labelled = ModuleRunInfo(RUN, "uni", label="CS101 Programming, 2026/27")
+    named = findings([*quiet, *busy], "2026-02-27", only("no_engagement"), run=labelled)
+    assert "while 3 of the 10 students on CS101 Programming, 2026/27 (30%) had such a gap" in named["q0"][0].sentence
+    assert RUN not in named["q0"][0].sentence
 
 
 # --- an expected assignment missed ---
@@ -171,8 +175,34 @@ def test_missed_assignment_after_the_grace_period(submitted_on: str | None, as_o
     assert bool(found) is flagged
     if flagged:
         assert found[0].episode == "essay-1"
-        assert "due 20 Feb 2026, was not submitted within the 7-day grace period" in found[0].sentence
+        assert found[0].sentence.startswith("An assignment due 20 Feb 2026 was not submitted within the 7-day grace")
+        assert "essay-1" not in found[0].sentence
+        assert RUN not in found[0].sentence
         assert_one_sentence(found[0])
+
+
+@pytest.mark.parametrize(
+    ("title", "label", "opening"),
+    [
+        (None, None, "An assignment due 20 Feb 2026 was not submitted within"),
+        (None, "CS101 Programming, 2026/27", "An assignment due 20 Feb 2026 (CS101 Programming, 2026/27) was not"),
+        ("Coursework 1", None, "Coursework 1, due 20 Feb 2026, was not submitted within"),
+        (
+            "Coursework 1",
+            "CS101 Programming, 2026/27",
+            "Coursework 1 (CS101 Programming, 2026/27), due 20 Feb 2026, was",
+        ),
+    ],
+)
+def test_a_missed_assignment_is_named_by_its_title_and_module_label_when_known(
+    title: str | None, label: str | None, opening: str
+) -> None:
+    run = ModuleRunInfo(RUN, "uni", assignments=[Assignment("essay-1", day("2026-02-20"), title)], label=label)
+    (found,) = findings([student("s", ["2026-02-18"])], "2026-02-27", only("missed_assignment"), run=run)["s"]
+    assert found.sentence.startswith(opening)
+    assert "essay-1" not in found.sentence
+    assert RUN not in found.sentence
+    assert_one_sentence(found)
 
 
 def test_a_quiet_student_is_flagged_sooner_after_a_missed_deadline() -> None:
@@ -222,7 +252,16 @@ def test_low_engagement_in_four_of_five_weeks(amounts: list[int], flagged: bool)
     assert bool(found) is flagged
     if flagged:
         assert "lowest 10% of its cohort of 12 students in 4 of the last 5 term weeks" in found[0].sentence
+        assert found[0].sentence.startswith("Activity on a module run was among")
         assert_one_sentence(found[0])
+
+
+def test_low_engagement_names_the_module_run_by_its_label() -> None:
+    low = weekly(StudentHistory("low", "uni"), MONDAYS, [50, 0, 0, 0, 0, 50])
+    labelled = ModuleRunInfo(RUN, "uni", label="CS101 Programming, 2026/27")
+    (found,) = findings([*cohort_of(11), low], "2026-02-22", only("low_engagement"), run=labelled)["low"]
+    assert found.sentence.startswith("Activity on CS101 Programming, 2026/27 was among the lowest 10% of its cohort")
+    assert RUN not in found.sentence
 
 
 def test_low_engagement_needs_a_cohort_of_at_least_ten() -> None:

@@ -75,6 +75,8 @@ class CaseIndicators(indicators_pb2_grpc.IndicatorsServiceServicer):
         self.list_requests: list[indicators_pb2.ListCasesRequest] = []
         self.get_requests: list[indicators_pb2.GetCaseRequest] = []
         self.summary_requests: list[indicators_pb2.GetEngagementSummaryRequest] = []
+        # Module runs a test adds to every summary, after the usual one.
+        self.more_runs: list[indicators_pb2.ModuleRunEngagement] = []
         self._lock = threading.Lock()
 
     def _case(self, case_id: str, pseudonym: str, status: indicators_pb2.CaseStatus.ValueType) -> indicators_pb2.Case:
@@ -157,7 +159,7 @@ class CaseIndicators(indicators_pb2_grpc.IndicatorsServiceServicer):
         return indicators_pb2.GetEngagementSummaryResponse(
             student_pseudonym=request.student_pseudonym,
             as_of="2026-10-16",
-            module_runs=[run],
+            module_runs=[run, *self.more_runs],
             flags=[_flag("f1", SENTENCE, True), _flag("f2", WITHDRAWN, False)],
         )
 
@@ -704,6 +706,27 @@ def test_a_student_sees_their_own_summary_in_plain_language_without_the_word_fla
     assert "flag" not in page.lower()
     [asked] = indicators.summary_requests
     assert (asked.actor_assertion, asked.student_pseudonym) == (assertion_for(STUDENT, "indicators"), OWN)
+
+
+def test_the_summary_says_no_sessions_were_held_rather_than_a_typical_attendance_of_nothing(
+    signed_in_student: PortalBrowser, indicators: CaseIndicators
+) -> None:
+    cohort = indicators_pb2.CohortContext(cohort_size=40, median_weekly_amount=12.0, median_attendance_rate=0.0)
+    indicators.more_runs = [
+        indicators_pb2.ModuleRunEngagement(module_run_id="run-ma101", days_since_any_engagement=2, cohort=cohort),
+        indicators_pb2.ModuleRunEngagement(
+            module_run_id="run-cs102",
+            days_since_any_engagement=2,
+            sessions_attended=3,
+            sessions_expected=4,
+            attendance_rate=0.75,
+            cohort=indicators_pb2.CohortContext(cohort_size=40, median_weekly_amount=9.0, median_attendance_rate=0.8),
+        ),
+    ]
+    page = _text(signed_in_student.get("/my-engagement"))
+    assert "Typical weekly activity in the group of 40: 12.0; no teaching sessions held yet." in page
+    assert "Typical weekly activity in the group of 40: 9.0; typical attendance: 80%." in page
+    assert "typical attendance: 0%" not in page
 
 
 def test_my_engagement_is_for_students(signed_in_staff: PortalBrowser, indicators: CaseIndicators) -> None:

@@ -1,6 +1,7 @@
 """A few weeks of synthetic engagement for the demo university, sent to indicators the way a real source would:
-reference data (module runs, enrolments, assignments) to `/reference` and generic events (VLE activity, library
-visits, lecture recordings, submissions) to `/events` on indicators' ingest web process, as the source "demo".
+reference data (module runs with their labels, enrolments, assignments with their titles) to `/reference` and
+generic events (VLE activity, library visits, lecture recordings, submissions) to `/events` on indicators' ingest web
+process, as the source "demo".
 Students are named by their student numbers; indicators maps them to pseudonyms at the door.
 
 Most students are steadily active over the term so far. A handful of the personal tutors' tutees go quiet 15 to 25
@@ -24,7 +25,7 @@ from typing import Any
 
 import requests
 
-from tend_identity.demo import DEFAULT_SEED, MODULES, PROGRAMMES, TUTOR_BY_SCHOOL, build_demo, demo_id
+from tend_identity.demo import ACADEMIC_YEAR, DEFAULT_SEED, MODULES, PROGRAMMES, TUTOR_BY_SCHOOL, build_demo, demo_id
 from tend_testing.flows import sign_in
 from tend_testing.suite import INGEST_SOURCE, SuiteConfig
 
@@ -88,6 +89,12 @@ def _run_id(code: str) -> str:
     return str(demo_id("module_run", code))
 
 
+def module_run_label(code: str, title: str) -> str:
+    """What indicators calls a demo module run in its sentences, for example "CS101 Programming Fundamentals,
+    2026/27"."""
+    return f"{code} {title}, {ACADEMIC_YEAR}"
+
+
 def _at(day: date, rng: random.Random, first_hour: int = 8, last_hour: int = 21) -> str:
     moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
         hours=rng.randint(first_hour, last_hour - 1), minutes=rng.randint(0, 59)
@@ -127,10 +134,11 @@ def _reference(students: Sequence[_Student], term_starts_on: date, deadlines: Se
         "module_runs": [
             {
                 "module_run_id": _run_id(code),
+                "label": module_run_label(code, title),
                 "starts_on": term_starts_on.isoformat(),
                 "ends_on": (term_starts_on + timedelta(weeks=12, days=-3)).isoformat(),
             }
-            for code, _title, _school in MODULES
+            for code, title, _school in MODULES
         ],
         "students": [
             {
@@ -151,7 +159,12 @@ def _reference(students: Sequence[_Student], term_starts_on: date, deadlines: Se
             for code in s.runs
         ],
         "assignments": [
-            {"assignment_id": f"{code}-assignment-{n}", "module_run_id": _run_id(code), "due_at": due.isoformat()}
+            {
+                "assignment_id": f"{code}-assignment-{n}",
+                "module_run_id": _run_id(code),
+                "due_at": due.isoformat(),
+                "title": f"Coursework {n}",
+            }
             for code, _title, _school in MODULES
             for n, due in enumerate(deadlines, start=1)
         ],

@@ -152,6 +152,8 @@ class StudentHistory:
 class Assignment:
     assignment_id: str
     due_on: int
+    # What a person calls it ("Coursework 1"), when the reference data gives it.
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,3 +177,5 @@ class ModuleRunInfo:
     ends_on: int | None = None
     assignments: list[Assignment] = field(default_factory=list)
     sessions: list[ExpectedSession] = field(default_factory=list)
+    # What a person calls it ("CS101 Programming, 2026/27"), when the reference data gives it.
+    label: str | None = None

@@ -112,8 +112,8 @@ def load_population(
 
 def _runs(conn: psycopg.Connection[Any], params: dict[str, Any], default_institution: str) -> dict[str, ModuleRunInfo]:
     runs: dict[str, ModuleRunInfo] = {}
-    for run_id, institution, programme, starts, ends in conn.execute(
-        "SELECT module_run_id, institution_id, programme_id, starts_on, ends_on FROM module_runs"
+    for run_id, institution, programme, starts, ends, label in conn.execute(
+        "SELECT module_run_id, institution_id, programme_id, starts_on, ends_on, label FROM module_runs"
     ):
         runs[run_id] = ModuleRunInfo(
             run_id,
@@ -121,6 +121,7 @@ def _runs(conn: psycopg.Connection[Any], params: dict[str, Any], default_institu
             programme,
             starts.toordinal() if starts else None,
             ends.toordinal() if ends else None,
+            label=label,
         )
 
     def run(run_id: str) -> ModuleRunInfo:
@@ -129,10 +130,10 @@ def _runs(conn: psycopg.Connection[Any], params: dict[str, Any], default_institu
             found = runs[run_id] = ModuleRunInfo(run_id, default_institution)
         return found
 
-    for assignment_id, run_id, due in conn.execute(
-        "SELECT assignment_id, module_run_id, (due_at AT TIME ZONE %(tz)s)::date FROM assignments", params
+    for assignment_id, run_id, due, title in conn.execute(
+        "SELECT assignment_id, module_run_id, (due_at AT TIME ZONE %(tz)s)::date, title FROM assignments", params
     ):
-        run(run_id).assignments.append(Assignment(assignment_id, due.toordinal()))
+        run(run_id).assignments.append(Assignment(assignment_id, due.toordinal(), title))
     for session_id, run_id, starts_at in conn.execute(
         "SELECT session_id, module_run_id, starts_at FROM scheduled_sessions WHERE starts_at < %(end)s"
         # Sessions seen only in attendance, or in a withdrawal (a student marked absent): they were held.

@@ -15,6 +15,24 @@ def plain_id(value: object) -> str | None:
     return value if isinstance(value, str) and _PLAIN_ID.fullmatch(value) else None
 
 
+# Labels of module runs and titles of assignments: shown in flag sentences, so short and on one line.
+MAX_LABEL = 120
+
+
+def readable_label(value: object) -> str:
+    """A label as stored (surrounding spaces removed), or raises ValueError saying what is wrong with it."""
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    text = value.strip()
+    if not text:
+        raise ValueError("must not be empty (leave it out when there is none)")
+    if len(text) > MAX_LABEL:
+        raise ValueError(f"is longer than {MAX_LABEL} characters")
+    if not text.isprintable():
+        raise ValueError("must be printable text on one line (no control characters, tabs or line breaks)")
+    return text
+
+
 def aware_time(value: object, now: datetime | None = None) -> datetime | str:
     """A time with its zone, in UTC; or the reason it is not one."""
     if not isinstance(value, str) or not value:

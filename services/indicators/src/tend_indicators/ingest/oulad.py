@@ -1,10 +1,10 @@
 """The Open University Learning Analytics Dataset (OULAD) as a bulk source: one module presentation's CSV files.
 
 Read: courses.csv (the presentation's length), studentRegistration.csv (registration and unregistration days),
-vle.csv (each site's activity type), studentVle.csv (daily clicks per student and site), assessments.csv (deadlines)
-and studentAssessment.csv (submissions). Not read at all: studentInfo.csv, whose gender, region, deprivation band,
-age band and disability the platform has no use for, and scores. Days in OULAD count from the presentation's start,
-which the data set does not date; the importer is told it.
+vle.csv (each site's activity type), studentVle.csv (daily clicks per student and site), assessments.csv (deadlines,
+and types for titles such as "TMA 1") and studentAssessment.csv (submissions). Not read at all: studentInfo.csv,
+whose gender, region, deprivation band, age band and disability the platform has no use for, and scores. Days in
+OULAD count from the presentation's start, which the data set does not date; the importer is told it.
 
 Students are mapped by OULAD's id_student (identifier kind OULAD_ID) in one batch. studentVle.csv repeats identical
 (student, site, day) rows, so a click row's key is its (pseudonym, site, day) and its occurrence among identical
@@ -27,6 +27,7 @@ from psycopg_pool import ConnectionPool
 
 from tend_indicators.directory import Directory, IdentifierKind
 from tend_indicators.ingest import reference
+from tend_indicators.ingest.fields import MAX_LABEL, readable_label
 from tend_indicators.ingest.problems import Problem, RejectedInput
 from tend_indicators.ingest.records import EngagementRecord, store_records
 
@@ -60,12 +61,36 @@ class OuladPresentation:
     clicks: list[tuple[str, str, int, int]] = field(default_factory=list)
     # id_assessment -> deadline day (assessments without one, the exam, are not expected by a day)
     deadlines: dict[str, int] = field(default_factory=dict)
+    # id_assessment -> assessment_type ("TMA", "CMA", "Exam"), for titles a tutor reads
+    assessment_types: dict[str, str] = field(default_factory=dict)
     # (id_assessment, id_student, day submitted)
     submissions: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def default_run_id(self) -> str:
         return f"{self.code_module}-{self.code_presentation}"
+
+    @property
+    def label(self) -> str | None:
+        """The presentation as the OU names it, for example "AAA 2013J"; None if the codes do not make a label."""
+        try:
+            return readable_label(f"{self.code_module} {self.code_presentation}")
+        except ValueError:
+            return None
+
+    def assessment_titles(self) -> dict[str, str]:
+        """Titles of the assessments with a deadline: their type, numbered in deadline order when the type occurs
+        more than once ("TMA 1", "TMA 2", "CMA 1"); none for an assessment without a type."""
+        by_type: dict[str, list[str]] = {}
+        for assessment, _day in sorted(self.deadlines.items(), key=lambda item: (item[1], item[0])):
+            kind = self.assessment_types.get(assessment, "")
+            if kind:
+                by_type.setdefault(kind, []).append(assessment)
+        titles = {}
+        for kind, assessments in by_type.items():
+            for number, assessment in enumerate(assessments, start=1):
+                titles[assessment] = f"{kind} {number}" if len(assessments) > 1 else kind
+        return titles
 
     @property
     def rows(self) -> int:
@@ -127,6 +152,10 @@ def read_presentation(directory: Path) -> OuladPresentation:
         deadline = _day(row["date"], f"assessments.csv {row['id_assessment']}", problems)
         if deadline is not None:
             presentation.deadlines[row["id_assessment"]] = deadline
+        # Optional: without it an assessment has no title and its sentence names it by deadline.
+        kind = (row.get("assessment_type") or "").strip()
+        if kind and kind.isprintable() and len(kind) <= MAX_LABEL - 4:
+            presentation.assessment_types[row["id_assessment"]] = kind
     for line, row in enumerate(
         _rows(directory / "studentAssessment.csv", ("id_assessment", "id_student", "date_submitted")), 2
     ):
@@ -244,13 +273,15 @@ class OuladImporter:
                     self.options.programme_id,
                     self.day(0),
                     self.day(self.presentation.length_days),
+                    self.presentation.label,
                 )
             ],
         )
+        titles = self.presentation.assessment_titles()
         reference.store_assignments(
             cursor,
             [
-                reference.ExpectedAssignment(f"oulad:{a}", run, self._at(day, _DEADLINE_TIME))
+                reference.ExpectedAssignment(f"oulad:{a}", run, self._at(day, _DEADLINE_TIME), titles.get(a))
                 for a, day in sorted(self.presentation.deadlines.items())
             ],
         )

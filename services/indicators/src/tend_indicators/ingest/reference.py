@@ -2,7 +2,9 @@
 assignments, expected teaching sessions, and which module run an activity belongs to.
 
 Every write is an upsert that leaves an unchanged row untouched, so sending the same data again changes nothing,
-and sending corrected data (a late unregistration, a moved deadline) updates it.
+and sending corrected data (a late unregistration, a moved deadline) updates it. Labels and titles are optional: one
+sent replaces the stored one, and an entry sent without one keeps what is stored (a source that does not know them
+does not erase them).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class ModuleRun:
     programme_id: str | None = None
     starts_on: date | None = None
     ends_on: date | None = None
+    # What a person calls it, for example "CS101 Programming, 2026/27".
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class ExpectedAssignment:
     assignment_id: str
     module_run_id: str
     due_at: datetime
+    # What a person calls it, for example "Coursework 1".
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,14 +69,21 @@ class ActivityModuleRun:
 
 
 def _upsert(
-    cursor: psycopg.Cursor[Any], table: str, keys: Sequence[str], columns: Sequence[str], rows: list[tuple[Any, ...]]
+    cursor: psycopg.Cursor[Any],
+    table: str,
+    keys: Sequence[str],
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    kept_when_absent: Sequence[str] = (),
 ) -> int:
+    """`kept_when_absent`: columns whose stored value stays when a row brings none (None)."""
     if not rows:
         return 0
     names = [*keys, *columns]
     placeholders = ", ".join(["%s"] * len(names))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
-    changed = " OR ".join(f"{table}.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in columns)
+    new = {c: f"COALESCE(EXCLUDED.{c}, {table}.{c})" if c in kept_when_absent else f"EXCLUDED.{c}" for c in columns}
+    updates = ", ".join(f"{c} = {value}" for c, value in new.items())
+    changed = " OR ".join(f"{table}.{c} IS DISTINCT FROM {value}" for c, value in new.items())
     touch = ", updated_at = now()" if table != "activity_module_runs" else ""
     cursor.executemany(
         f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders})"
@@ -84,9 +97,9 @@ def _upsert(
 
 
 def store_module_runs(cursor: psycopg.Cursor[Any], runs: Sequence[ModuleRun]) -> int:
-    rows = [(r.module_run_id, r.institution_id, r.programme_id, r.starts_on, r.ends_on) for r in runs]
-    columns = ["institution_id", "programme_id", "starts_on", "ends_on"]
-    return _upsert(cursor, "module_runs", ["module_run_id"], columns, rows)
+    rows = [(r.module_run_id, r.institution_id, r.programme_id, r.starts_on, r.ends_on, r.label) for r in runs]
+    columns = ["institution_id", "programme_id", "starts_on", "ends_on", "label"]
+    return _upsert(cursor, "module_runs", ["module_run_id"], columns, rows, kept_when_absent=["label"])
 
 
 def store_enrolments(cursor: psycopg.Cursor[Any], enrolments: Sequence[Enrolment]) -> int:
@@ -102,8 +115,9 @@ def store_students(cursor: psycopg.Cursor[Any], students: Sequence[Student]) -> 
 
 
 def store_assignments(cursor: psycopg.Cursor[Any], assignments: Sequence[ExpectedAssignment]) -> int:
-    rows = [(a.assignment_id, a.module_run_id, a.due_at) for a in assignments]
-    return _upsert(cursor, "assignments", ["assignment_id"], ["module_run_id", "due_at"], rows)
+    rows = [(a.assignment_id, a.module_run_id, a.due_at, a.title) for a in assignments]
+    columns = ["module_run_id", "due_at", "title"]
+    return _upsert(cursor, "assignments", ["assignment_id"], columns, rows, kept_when_absent=["title"])
 
 
 def store_sessions(cursor: psycopg.Cursor[Any], sessions: Sequence[ScheduledSession]) -> int:

@@ -17,7 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from tend_indicators.directory import Directory, IdentifierKind
 from tend_indicators.ingest import reference
-from tend_indicators.ingest.fields import aware_time, calendar_date, plain_id
+from tend_indicators.ingest.fields import aware_time, calendar_date, plain_id, readable_label
 from tend_indicators.ingest.mapping import map_identifiers
 from tend_indicators.ingest.problems import Problem, RejectedInput
 
@@ -63,6 +63,17 @@ class _Reader:
         if checked is None:
             self.fail(where, f"{name} must be an id without spaces (at most 300 characters)")
         return checked
+
+    def label(self, item: Mapping[str, Any], name: str, where: str) -> str | None:
+        """An optional label shown to people (a module run's label, an assignment's title); None when absent."""
+        if item.get(name) is None:
+            return None
+        try:
+            return readable_label(item[name])
+        except ValueError as exc:
+            # The rule only, never the value: a label could hold anything a source put in it.
+            self.fail(where, f"{name} {exc}")
+            return None
 
     def day(self, item: Mapping[str, Any], name: str, where: str) -> Any:
         value = calendar_date(item.get(name))
@@ -120,7 +131,10 @@ def _read_module_runs(document: Mapping[str, Any], reader: _Reader, batch: Refer
     for index, raw in enumerate(document.get("module_runs", [])):
         where = f"module_runs[{index}]"
         item = reader.fields(
-            raw, where, {"module_run_id", "institution_id", "programme_id", "starts_on", "ends_on"}, {"module_run_id"}
+            raw,
+            where,
+            {"module_run_id", "institution_id", "programme_id", "starts_on", "ends_on", "label"},
+            {"module_run_id"},
         )
         if item is None:
             continue
@@ -136,6 +150,7 @@ def _read_module_runs(document: Mapping[str, Any], reader: _Reader, batch: Refer
                     reader.ident(item, "programme_id", where, required=False),
                     starts,
                     ends,
+                    reader.label(item, "label", where),
                 )
             )
 
@@ -177,7 +192,10 @@ def _read_assignments(document: Mapping[str, Any], reader: _Reader, batch: Refer
     for index, raw in enumerate(document.get("assignments", [])):
         where = f"assignments[{index}]"
         item = reader.fields(
-            raw, where, {"assignment_id", "module_run_id", "due_at"}, {"assignment_id", "module_run_id", "due_at"}
+            raw,
+            where,
+            {"assignment_id", "module_run_id", "due_at", "title"},
+            {"assignment_id", "module_run_id", "due_at"},
         )
         if item is None:
             continue
@@ -185,8 +203,9 @@ def _read_assignments(document: Mapping[str, Any], reader: _Reader, batch: Refer
         if isinstance(due, str):
             reader.fail(where, f"due_at {due}")
         assignment_id, run_id = reader.ident(item, "assignment_id", where), reader.ident(item, "module_run_id", where)
+        title = reader.label(item, "title", where)
         if assignment_id and run_id and not isinstance(due, str):
-            batch.assignments.append(reference.ExpectedAssignment(assignment_id, run_id, due))
+            batch.assignments.append(reference.ExpectedAssignment(assignment_id, run_id, due, title))
 
 
 def _read_sessions(document: Mapping[str, Any], reader: _Reader, batch: ReferenceBatch) -> None:

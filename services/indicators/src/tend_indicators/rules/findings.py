@@ -68,16 +68,18 @@ def behind_with_work(student: StudentHistory, context: Context, as_of: int) -> b
     return False if expected else None
 
 
-def run_name(module_run_id: str) -> str:
-    return f"module run {module_run_id}"
+def run_name(run: ModuleRunInfo | None) -> str:
+    """The module run as a tutor knows it: its label from the reference data, else a neutral phrase. Never its id,
+    which means nothing to a person (often a UUID)."""
+    return run.label if run is not None and run.label else "a module run"
 
 
-def cohort_phrase(inactive: int, evaluated: int, minimum: int, module_run_id: str) -> str:
+def cohort_phrase(inactive: int, evaluated: int, minimum: int, run: ModuleRunInfo | None) -> str:
     """The cohort context of a gap, or "" when the cohort is too small to mention."""
     if evaluated < minimum:
         return ""
     share = round(100 * inactive / evaluated)
-    return f", while {inactive} of the {evaluated} students on {run_name(module_run_id)} ({share}%) had such a gap"
+    return f", while {inactive} of the {evaluated} students on {run_name(run)} ({share}%) had such a gap"
 
 
 __all__ = ["Context", "Finding", "StudentHistory"]

@@ -40,7 +40,7 @@ def evaluate(
     first, last = recent[0][0], recent[-1][0]
     size = max(week.size for _m, _a, week in recent)
     sentence = (
-        f"Activity on {run_name(run.module_run_id)} was among the lowest {round(rule.quantile * 100)}% of its cohort"
+        f"Activity on {run_name(run)} was among the lowest {round(rule.quantile * 100)}% of its cohort"
         f" of {size} students in {low_count} of the last {rule.window_weeks} term weeks (weeks starting"
         f" {readable(first)} to {readable(last)}), with weekly activity {figures([a for _m, a, _w in recent])} against"
         f" cohort medians {figures([round(w.median, 1) for _m, _a, w in recent])}."

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tend_indicators.activity import Assignment, ModuleRunInfo, RunHistory
 from tend_indicators.calendar import readable
-from tend_indicators.rules.findings import Context, Finding, run_name
+from tend_indicators.rules.findings import Context, Finding
 
 RULE = "missed_assignment"
 
@@ -33,6 +33,16 @@ def _check_day(history: RunHistory, assignment: Assignment, context: Context, as
         if day <= as_of and history.registered_during(day) and not _submitted_by(history, assignment, day):
             return day, early_check
     return None
+
+
+def _assignment_phrase(assignment: Assignment, run: ModuleRunInfo) -> str:
+    """The assignment as a tutor knows it, by its title and module run's label when the reference data gives them;
+    otherwise by its deadline. Never by id."""
+    due = readable(assignment.due_on)
+    where = f" ({run.label})" if run.label else ""
+    if assignment.title:
+        return f"{assignment.title}{where}, due {due},"
+    return f"An assignment due {due}{where}"
 
 
 def _cohort_share(members: list[RunHistory], assignment: Assignment, day: int) -> tuple[int, int]:
@@ -75,8 +85,7 @@ def evaluate(
             if expected >= context.minimum_cohort_size:
                 cohort_text = f", and {submitted} of the {expected} students on the module run had submitted it by then"
         sentence = (
-            f"Assignment {assignment.assignment_id} on {run_name(run.module_run_id)},"
-            f" due {readable(assignment.due_on)}, was not submitted {why}, with {submitted_so_far} of"
+            f"{_assignment_phrase(assignment, run)} was not submitted {why}, with {submitted_so_far} of"
             f" {len(due_so_far)} assignments due so far submitted{cohort_text}."
         )
         findings.append(

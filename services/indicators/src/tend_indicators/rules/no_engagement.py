@@ -63,7 +63,7 @@ def evaluate(student: StudentHistory, activity: DailyActivity, context: Context,
     runs = sorted(run.module_run_id for run in student.registered_runs(as_of) if run.module_run_id != NO_MODULE_RUN)
     if runs and runs[0] in context.inactive_counts:
         inactive, evaluated = context.inactive_counts[runs[0]]
-        context_text = cohort_phrase(inactive, evaluated, context.minimum_cohort_size, runs[0])
+        context_text = cohort_phrase(inactive, evaluated, context.minimum_cohort_size, context.runs.get(runs[0]))
     sentence = (
         f"No engagement recorded from {sources} for {counted} consecutive term days {since}{breaks}, against a"
         f" threshold of {rule.days} days{context_text}."

@@ -47,7 +47,7 @@ def evaluate(
     recent_weeks = shares[-rule.recent_weeks :]
     first, last = recent_weeks[0][0], recent_weeks[-1][0]
     sentence = (
-        f"Activity on {run_name(run.module_run_id)} fell to {round(recent * 100)}% of the cohort median over the"
+        f"Activity on {run_name(run)} fell to {round(recent * 100)}% of the cohort median over the"
         f" last {rule.recent_weeks} term weeks (weeks starting {readable(first)} to {readable(last)}) from"
         f" {round(baseline * 100)}% over the {rule.baseline_weeks} term weeks before, at or below the threshold of"
         f" {round(rule.drop_to * 100)}% of the student's own baseline (cohort of {cohort.size} students)."
