@@ -182,3 +182,20 @@ def test_window_and_code_are_checked_before_anything_is_marked(redis_client: red
     assert list(redis_client.scan_iter(match=f"{redis_prefix}*")) == [
         marks.wrong_codes_key(session.id, PSEUDONYM).encode()
     ]
+
+
+def test_claims_survive_flushed_scripts_and_a_closed_connection(redis_client: redis.Redis, redis_prefix: str) -> None:
+    marks = CheckinMarks(redis_client, redis_prefix)
+    session = make_session()
+    assert marks.claim(session.id, "psn_a", NOW, 60, 5).state is MarkState.CLAIMED
+
+    # As after a Redis restart, the script is not cached under its hash: it is sent itself. (Set on this instance
+    # rather than SCRIPT FLUSH, which would flush every other test's scripts on the shared Redis too.)
+    marks._claim_sha = "0" * 40
+    assert marks.claim(session.id, "psn_b", NOW, 60, 5).state is MarkState.CLAIMED
+    assert marks.claim(session.id, "psn_b", NOW, 60, 5).state is MarkState.PENDING
+
+    # The thread's own connection reconnects on its next use.
+    marks.close()
+    assert marks.claim(session.id, "psn_c", NOW, 60, 5).state is MarkState.CLAIMED
+    marks.close()

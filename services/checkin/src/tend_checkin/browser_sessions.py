@@ -41,29 +41,35 @@ class RememberingCookieSessions(SecureCookieSessionInterface):
         return self._serializer
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if self.get_signing_serializer(app) is None:
+            return None
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        contents = self.read_only_contents(app, cookie) if cookie else None
+        return self.session_class(_copy(contents) if contents is not None else {})
+
+    def read_only_contents(self, app: Flask, cookie: str) -> dict[str, Any] | None:
+        """The contents of a valid browser-session cookie, or None. Shared between requests: read, never change."""
         serializer = self.get_signing_serializer(app)
         if serializer is None:
             return None
-        cookie = request.cookies.get(self.get_cookie_name(app))
-        if not cookie:
-            return self.session_class()
         max_age = int(app.permanent_session_lifetime.total_seconds())
         with self._lock:
             remembered = self._verified.get(cookie)
             if remembered is not None:
                 self._verified.move_to_end(cookie)
         if remembered is not None and 0 <= self._clock() - remembered[0] <= max_age:
-            return self.session_class(_copy(remembered[1]))
+            return remembered[1]
         try:
             contents, signed_at = serializer.loads(cookie, max_age=max_age, return_timestamp=True)
         except BadSignature:
-            return self.session_class()
-        if isinstance(contents, dict):
-            with self._lock:
-                self._verified[cookie] = (signed_at.timestamp(), _copy(contents))
-                while len(self._verified) > self._max_entries:
-                    self._verified.popitem(last=False)
-        return self.session_class(contents)
+            return None
+        if not isinstance(contents, dict):
+            return None
+        with self._lock:
+            self._verified[cookie] = (signed_at.timestamp(), contents)
+            while len(self._verified) > self._max_entries:
+                self._verified.popitem(last=False)
+        return contents
 
 
 def _copy(contents: dict[str, Any]) -> dict[str, Any]:

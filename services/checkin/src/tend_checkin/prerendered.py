@@ -38,6 +38,11 @@ class PrerenderedTemplate:
         self._parts: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._lock = threading.Lock()
 
+    @property
+    def is_ready(self) -> bool:
+        """Rendered by Jinja already, so `render` needs no request context."""
+        return self._parts is not None
+
     def render(self, **values: str) -> str:
         if values.keys() != self._slots:
             raise ValueError(f"{self._name} needs exactly {sorted(self._slots)}")

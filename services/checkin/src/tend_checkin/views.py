@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import grpc
@@ -39,6 +40,19 @@ log = logging.getLogger(__name__)
 CHECKIN_FORM = "checkin_form"
 CHECK_IN = "check_in"
 HANDOFF = "handoff"
+
+# Where the lean check-in path (lean_checkin.py) leaves a check-in it recorded but leaves to this view to answer.
+DECIDED_KEY = "tend_checkin.decided"
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A check-in already recorded for this request: its session, the code entered, and the recorder's result, or
+    the exception recording raised (raised again here, for the app's error handlers)."""
+
+    session: TeachingSession
+    code: str
+    outcome: CheckinResult | Exception
 
 
 def register(app: Flask) -> None:
@@ -79,6 +93,11 @@ def show_checkin_form(session_id: str) -> ResponseReturnValue:
 
 def check_in(session_id: str) -> ResponseReturnValue:
     context = web_context()
+    decided: Decided | None = request.environ.get(DECIDED_KEY)
+    if decided is not None:
+        if isinstance(decided.outcome, Exception):
+            raise decided.outcome
+        return _result_page(context, decided.session, decided.code, decided.outcome)
     parsed_id = _parse_session_id(session_id)
     if parsed_id is None:
         return _session_not_found()
@@ -148,17 +167,27 @@ def _send_to_portal(context: WebContext, session_id: uuid.UUID, code: str) -> Re
     return redirect(target, 303)
 
 
+# The results answered by the success page (done.html).
+DONE = frozenset({CheckinStatus.RECORDED, CheckinStatus.ALREADY_RECORDED})
+
+
+def done_page(context: WebContext, session: TeachingSession, result: CheckinResult) -> str:
+    """The success page of a RECORDED or ALREADY_RECORDED result. Needs no request context once
+    `context.done_page.is_ready`."""
+    recorded_at = result.recorded_at or context.clock()
+    return context.done_page.render(
+        heading="You are checked in" if result.status is CheckinStatus.RECORDED else "You are already checked in",
+        recorded_at=_clock_time(context, recorded_at),
+        **_describe(context, session),
+    )
+
+
 def _result_page(
     context: WebContext, session: TeachingSession, code: str, result: CheckinResult
 ) -> ResponseReturnValue:
     status = result.status
-    if status in {CheckinStatus.RECORDED, CheckinStatus.ALREADY_RECORDED}:
-        recorded_at = result.recorded_at or context.clock()
-        return context.done_page.render(
-            heading="You are checked in" if status is CheckinStatus.RECORDED else "You are already checked in",
-            recorded_at=_clock_time(context, recorded_at),
-            **_describe(context, session),
-        )
+    if status in DONE:
+        return done_page(context, session, result)
     if status is CheckinStatus.NOT_YET_OPEN:
         opens = _clock_time(context, session.checkin_opens_at)
         return _form(context, session, error=f"Too early: check-in for this session opens at {opens}.", status=403)

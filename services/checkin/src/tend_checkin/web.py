@@ -18,6 +18,7 @@ from tend_checkin import events, session_store, views
 from tend_checkin.access import checkin_token_verifier
 from tend_checkin.browser_sessions import RememberingCookieSessions
 from tend_checkin.checkin_marks import CheckinMarks
+from tend_checkin.lean_checkin import LeanCheckin
 from tend_checkin.networks import parse_networks
 from tend_checkin.recording import CheckinRecorder, CodePolicy
 from tend_checkin.session_cache import SessionCache
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     # Every request thread of the worker waits on its own confirm while others publish: one broker round trip per
     # check-in, not one at a time per process.
+    marks = CheckinMarks(redis_client, settings.redis_prefix)
     publisher = PipelinedPublisher(settings.amqp_url, Topology(settings.amqp_namespace), events.PRODUCER)
     identity_channel = channel_to(settings.identity_target, "identity", events.PRODUCER, settings.service_key)
 
@@ -96,16 +98,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     previous_classes = SessionCache(load_previous_class)
 
     def close() -> None:
-        for closer in (publisher.close, redis_client.close, identity_channel.close, pool.close):
+        for closer in (publisher.close, marks.close, redis_client.close, identity_channel.close, pool.close):
             with contextlib.suppress(Exception):
                 closer()
 
-    app.extensions[EXTENSION] = WebContext(
+    context = WebContext(
         settings=settings,
         sessions=SessionCache(load_session),
         verifier=CachingVerifier(checkin_token_verifier(identity_channel)),
         recorder=CheckinRecorder(
-            CheckinMarks(redis_client, settings.redis_prefix),
+            marks,
             publisher,
             CodePolicy(
                 step_seconds=settings.code_step_seconds,
@@ -121,6 +123,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         done_page=views.prerendered_done_page(),
         close=close,
     )
+    app.extensions[EXTENSION] = context
 
     def database_ready() -> None:
         with pool.connection(timeout=2.0) as conn:
@@ -132,4 +135,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     add_security_headers(app)
     protect_against_csrf(app, exempt=_is_token_handoff)
     views.register(app)
+    # The hot path: a check-in POST the lean path can see Flask would record is recorded and answered there.
+    app.wsgi_app = LeanCheckin(app, context, app.wsgi_app)  # type: ignore[method-assign]
     return app
