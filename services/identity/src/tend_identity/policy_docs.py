@@ -116,6 +116,12 @@ clock on every decision, so a grant ends when it expires), and which person a kn
 The debug log line of a decision is not even built unless debug logging is on. Measure with
 `make bench` (`identity.decisions_per_s`, `identity.decision_p99_ms`); the metrics
 `tend_identity_audit_batch_records` and `tend_identity_facts_cache_total` show the batching and the cache at work.
+
+Measured on this 2-core machine when quiet (identity, PostgreSQL, RabbitMQ and the load generator sharing it;
+3 runs, medians): about 1,570 decisions/s in a closed loop, 0.6 ms of identity's CPU per decision, p99 5.4 ms at
+200/s and 29 ms at 1,000/s (runs from 8 to 100 ms). The target, p99 under 5 ms at 1,000/s, is not met: a trivial
+call through Python's gRPC server already costs about 0.2 ms of CPU, and at 1,000/s identity needs more than half
+a core while the load generator and PostgreSQL take the rest.
 """
 
 
