@@ -4,6 +4,7 @@ indicators' ingest web process as the source "demo", indicators recomputes on it
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import date
 
@@ -95,6 +96,10 @@ def test_a_student_sees_their_engagement(running_suite: RunningSuite, loaded: Lo
     assert "Activity week by week" in page.text
     assert "Assignments submitted" in page.text
     assert "Library:" in page.text  # a source beside the VLE
+    # Each module run is named by the label the demo's reference data gave it, not by a reference to its id.
+    labels = [html.escape(module_run_label(code, title)) for code, title, _school in MODULES]
+    assert any(f">{label}</h3>" in page.text for label in labels), page.text
+    assert "(reference " not in page.text
 
     quiet = sign_in(portal, loaded.quiet[0])
     page = quiet.get(f"{portal}/my-engagement", timeout=10)

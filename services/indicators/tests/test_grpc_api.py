@@ -94,6 +94,33 @@ def test_the_engagement_summary_for_a_tutor_and_for_the_student_themself(
     assert [r.actor.id for r in audit_records(dsn)] == [TUTOR, "student-s00"]
 
 
+def test_the_module_runs_label_comes_back_with_the_summary_its_flags_and_its_cohort(
+    stub: indicators_pb2_grpc.IndicatorsServiceStub, fake_identity: FakeIdentity, pool: ConnectionPool
+) -> None:
+    fake_identity.show_students(TUTOR, ENGAGEMENT, ["p_s00"])
+    request = indicators_pb2.GetEngagementSummaryRequest(
+        actor_assertion=fake_identity.assertion(TUTOR),
+        student_pseudonym="p_s00",
+        purpose=indicators_pb2.SUMMARY_PURPOSE_ENGAGEMENT_SUPPORT,
+    )
+    (unnamed,) = stub.GetEngagementSummary(request).module_runs
+    assert unnamed.module_run_label == ""  # the reference data gave none
+    with pool.connection() as conn:
+        conn.execute("UPDATE module_runs SET label = 'CS101 Programming, 2025/26' WHERE module_run_id = %s", (RUN,))
+        conn.execute("UPDATE flags SET module_run_id = %s WHERE student_pseudonym = 'p_s00'", (RUN,))
+    summary = stub.GetEngagementSummary(request)
+    (run,) = summary.module_runs
+    assert run.module_run_label == "CS101 Programming, 2025/26"
+    assert [f.module_run_label for f in summary.flags] == ["CS101 Programming, 2025/26"]
+    (case,) = stub.ListCases(indicators_pb2.ListCasesRequest(actor_assertion=fake_identity.assertion(TUTOR))).cases
+    assert [f.module_run_label for f in case.flags] == ["CS101 Programming, 2025/26"]
+    fake_identity.show_students("dean-1", COHORT, [], detail=identity_pb2.DETAIL_LEVEL_AGGREGATE)
+    patterns = stub.GetCohortPatterns(
+        indicators_pb2.GetCohortPatternsRequest(actor_assertion=fake_identity.assertion("dean-1"), module_run_id=RUN)
+    )
+    assert patterns.module_run_label == "CS101 Programming, 2025/26"
+
+
 def test_a_person_without_a_relationship_is_refused_and_the_refusal_audited(
     stub: indicators_pb2_grpc.IndicatorsServiceStub, fake_identity: FakeIdentity, dsn: str
 ) -> None:

@@ -192,6 +192,7 @@ class CaseIndicators(indicators_pb2_grpc.IndicatorsServiceServicer):
             median_attendance_rate=0.78,
             submission_rate=0.93,
             flagged_share=0.06,
+            module_run_label="CS101 Programming Fundamentals, 2026/27",
         )
 
     def RecordCaseAction(
@@ -729,6 +730,30 @@ def test_the_summary_says_no_sessions_were_held_rather_than_a_typical_attendance
     assert "typical attendance: 0%" not in page
 
 
+_LABELLED_RUN = indicators_pb2.ModuleRunEngagement(
+    module_run_id="run-ma101", module_run_label="MA101 Linear Algebra, 2026/27", days_since_any_engagement=2
+)
+
+
+def test_a_student_sees_a_module_runs_label_instead_of_its_reference(
+    signed_in_student: PortalBrowser, indicators: CaseIndicators
+) -> None:
+    indicators.more_runs = [_LABELLED_RUN]
+    own = _text(signed_in_student.get("/my-engagement"))
+    assert ">MA101 Linear Algebra, 2026/27</h3>" in own
+    assert "reference run-ma10" not in own
+    assert "Module (reference run-cs10)" in own  # no label from the source: shown as before
+
+
+def test_a_case_shows_the_label_of_a_module_the_staff_member_does_not_teach(
+    signed_in_staff: PortalBrowser, indicators: CaseIndicators
+) -> None:
+    indicators.more_runs = [_LABELLED_RUN]  # identity names only CS101 and CS102 as taught by STAFF
+    case = _text(signed_in_staff.get(CASE_PATH))
+    assert ">MA101 Linear Algebra, 2026/27</h3>" in case
+    assert "reference" not in case
+
+
 def test_my_engagement_is_for_students(signed_in_staff: PortalBrowser, indicators: CaseIndicators) -> None:
     assert signed_in_staff.get("/my-engagement").status_code == 403
     assert indicators.summary_requests == []
@@ -741,6 +766,7 @@ def test_cohort_patterns_show_aggregates_for_a_module_i_teach(signed_in_staff: P
     choose = _text(signed_in_staff.get("/cohorts"))
     assert 'href="/cohorts/run-cs101"' in choose
     page = _text(signed_in_staff.get("/cohorts/run-cs101"))
+    assert "<h1>Cohort patterns: CS101 Programming Fundamentals, 2026/27</h1>" in page  # the label indicators gave
     assert "87 students" in page
     assert "78%" in page
     assert "25.5" in page

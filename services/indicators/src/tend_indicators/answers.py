@@ -14,7 +14,7 @@ import psycopg
 from tend.indicators.v1 import indicators_pb2
 
 from tend_common.messaging.envelope import timestamp
-from tend_indicators.activity import NO_MODULE_RUN, StudentHistory
+from tend_indicators.activity import NO_MODULE_RUN, ModuleRunInfo, StudentHistory
 from tend_indicators.calendar import iso, monday_of
 from tend_indicators.cohort_patterns import attendance_rate, submissions
 from tend_indicators.history_store import load_population
@@ -22,15 +22,17 @@ from tend_indicators.recompute import RecomputeOptions
 from tend_indicators.rules.engine import Evaluator
 from tend_indicators.rules_config import RulesConfig
 
+# The last column is the module run's label (a course fact from the reference data), so a page can name the run.
 _FLAG_COLUMNS = (
     "flag_id, rule, module_run_id, status, sentence, window_starts_on, window_ends_on, evidence, raised_at,"
-    " withdrawn_at, withdrawn_reason"
+    " withdrawn_at, withdrawn_reason,"
+    " (SELECT r.label FROM module_runs r WHERE r.module_run_id = flags.module_run_id)"
 )
 VISA_RULES = frozenset({"visa_contact_points"})
 
 
 def _flag(row: Sequence[Any]) -> indicators_pb2.Flag:
-    flag_id, rule, run_id, status, sentence, starts, ends, evidence, raised_at, withdrawn_at, reason = row
+    flag_id, rule, run_id, status, sentence, starts, ends, evidence, raised_at, withdrawn_at, reason, label = row
     message = indicators_pb2.Flag(
         flag_id=str(flag_id),
         rule=rule,
@@ -42,6 +44,7 @@ def _flag(row: Sequence[Any]) -> indicators_pb2.Flag:
         values={k: float(v) for k, v in evidence.get("values", {}).items() if isinstance(v, (int, float))},
         raised_at=timestamp(raised_at),
         withdrawn_reason=reason or "",
+        module_run_label=label or "",
     )
     if withdrawn_at is not None:
         message.withdrawn_at.CopyFrom(timestamp(withdrawn_at))
@@ -195,7 +198,7 @@ def _run_engagement(
     student: StudentHistory,
     run_id: str,
     evaluator: Evaluator,
-    runs: dict[str, Any],
+    runs: dict[str, ModuleRunInfo],
     sources: dict[str, list[indicators_pb2.SourceActivity]],
     cohorts: dict[str, indicators_pb2.CohortContext],
     as_of: date,
@@ -203,7 +206,9 @@ def _run_engagement(
 ) -> indicators_pb2.ModuleRunEngagement:
     history = student.runs[run_id]
     today = as_of.toordinal()
-    entry = indicators_pb2.ModuleRunEngagement(module_run_id=run_id)
+    known = runs.get(run_id)
+    label = known.label if known is not None and known.label else ""
+    entry = indicators_pb2.ModuleRunEngagement(module_run_id=run_id, module_run_label=label)
     if run_id != NO_MODULE_RUN:
         attended, expected = attendance_rate(student, run_id, runs, today)
         entry.sessions_attended, entry.sessions_expected = attended, expected
@@ -238,6 +243,8 @@ def cohort_patterns(
     conn: psycopg.Connection[Any], module_run_id: str, minimum: int
 ) -> indicators_pb2.GetCohortPatternsResponse:
     response = indicators_pb2.GetCohortPatternsResponse(module_run_id=module_run_id, minimum_cohort_size=minimum)
+    named = conn.execute("SELECT label FROM module_runs WHERE module_run_id = %s", (module_run_id,)).fetchone()
+    response.module_run_label = named[0] if named and named[0] else ""
     summary = conn.execute(
         "SELECT cohort_size, median_attendance_rate, submission_rate, flagged_share FROM cohort_summaries"
         " WHERE module_run_id = %s",

@@ -46,6 +46,8 @@ class Flag:
     raised_at: datetime | None
     withdrawn_at: datetime | None
     withdrawn_reason: str
+    # The module run as the reference data names it; "" when it gave none.
+    module_run_label: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +126,8 @@ class ModuleRunEngagement:
     assignments_submitted: int
     recordings_watched: int
     cohort: CohortContext
+    # The module run as the reference data names it; "" when it gave none.
+    module_run_label: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +167,8 @@ class CohortPatterns:
     median_attendance_rate: float
     submission_rate: float
     flagged_share: float
+    # The module run as the reference data names it; "" when it gave none.
+    module_run_label: str = ""
 
 
 class IndicatorsApi(Protocol):
@@ -190,6 +196,7 @@ def _flag(message: indicators_pb2.Flag) -> Flag:
         raised_at=_when(message.raised_at),
         withdrawn_at=_when(message.withdrawn_at),
         withdrawn_reason=message.withdrawn_reason,
+        module_run_label=message.module_run_label,
     )
 
 
@@ -222,6 +229,7 @@ def _module_run(message: indicators_pb2.ModuleRunEngagement) -> ModuleRunEngagem
         cohort=CohortContext(
             cohort.cohort_size, cohort.suppressed, cohort.median_weekly_amount, cohort.median_attendance_rate
         ),
+        module_run_label=message.module_run_label,
     )
 
 
@@ -282,6 +290,7 @@ class IndicatorsClient:
             median_attendance_rate=response.median_attendance_rate,
             submission_rate=response.submission_rate,
             flagged_share=response.flagged_share,
+            module_run_label=response.module_run_label,
         )
 
     def record_case_action(self, actor_assertion: str, case_id: str, kind: str, note: str, request_id: str) -> Case:

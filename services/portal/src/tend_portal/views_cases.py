@@ -198,5 +198,6 @@ def cohort(module_run_id: str) -> Response:
         patterns = portal().indicators.cohort_patterns(assertion, module_run_id)
     except PermissionDenied:
         return no_access("this module's cohort patterns")
-    name = _module_names().get(module_run_id, "")
+    # The reference data's label when indicators has one; asking identity for the person's runs only otherwise.
+    name = patterns.module_run_label or _module_names().get(module_run_id, "")
     return make_response(render_template("cohort.html", patterns=patterns, name=name))
