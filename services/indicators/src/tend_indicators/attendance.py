@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from google.protobuf.message import DecodeError
 from tend.checkin.v1 import events_pb2
 
 from tend_common.messaging.consumer import Delivery, PoisonMessage
+from tend_common.messaging.decoding import decode_event, require_fields
 from tend_common.messaging.inbox import claim_event
 from tend_indicators import engagement_resumed
 from tend_indicators.ingest.records import CHANGED_CHANNEL, DEFAULT_TIMEZONE
@@ -43,27 +43,8 @@ class AttendanceMark:
 
 def parse_attendance(delivery: Delivery) -> AttendanceMark:
     """Reads and validates an AttendanceRecorded event; an event that can never be applied is a PoisonMessage."""
-    if delivery.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise PoisonMessage(f"unsupported schema version {delivery.schema_version}")
-    try:
-        event = events_pb2.AttendanceRecorded.FromString(delivery.body)
-    except DecodeError as exc:
-        raise PoisonMessage("body is not an AttendanceRecorded message") from exc
-    if event.meta.event_id != delivery.event_id:
-        raise PoisonMessage("message id and event id differ")
-    problems = [
-        name
-        for name, present in (
-            ("session_id", event.session_id),
-            ("student_pseudonym", event.student_pseudonym),
-            ("module_run_id", event.module_run_id),
-            ("recorded_at", event.HasField("recorded_at")),
-            ("session_starts_at", event.HasField("session_starts_at")),
-        )
-        if not present
-    ]
-    if problems:
-        raise PoisonMessage("missing " + ", ".join(problems))
+    event = decode_event(delivery, events_pb2.AttendanceRecorded, SUPPORTED_SCHEMA_VERSIONS)
+    require_fields(event, "session_id", "student_pseudonym", "module_run_id", "recorded_at", "session_starts_at")
     if event.source not in _SOURCES:
         raise PoisonMessage(f"unknown attendance source {event.source}")
     try:

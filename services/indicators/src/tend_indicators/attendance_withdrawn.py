@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from google.protobuf.message import DecodeError
 from psycopg_pool import ConnectionPool
 from tend.checkin.v1 import events_pb2
 
 from tend_common.messaging.consumer import Delivery, PoisonMessage
+from tend_common.messaging.decoding import decode_event, require_fields
 from tend_common.messaging.inbox import claim_event
 from tend_indicators.ingest.records import CHANGED_CHANNEL
 
@@ -43,27 +43,8 @@ class Withdrawal:
 
 def parse_withdrawal(delivery: Delivery) -> Withdrawal:
     """Reads and validates an AttendanceWithdrawn event; one that can never be applied is a PoisonMessage."""
-    if delivery.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise PoisonMessage(f"unsupported schema version {delivery.schema_version}")
-    try:
-        event = events_pb2.AttendanceWithdrawn.FromString(delivery.body)
-    except DecodeError as exc:
-        raise PoisonMessage("body is not an AttendanceWithdrawn message") from exc
-    if event.meta.event_id != delivery.event_id:
-        raise PoisonMessage("message id and event id differ")
-    missing = [
-        name
-        for name, present in (
-            ("session_id", event.session_id),
-            ("student_pseudonym", event.student_pseudonym),
-            ("module_run_id", event.module_run_id),
-            ("withdrawn_at", event.HasField("withdrawn_at")),
-            ("session_starts_at", event.HasField("session_starts_at")),
-        )
-        if not present
-    ]
-    if missing:
-        raise PoisonMessage("missing " + ", ".join(missing))
+    event = decode_event(delivery, events_pb2.AttendanceWithdrawn, SUPPORTED_SCHEMA_VERSIONS)
+    require_fields(event, "session_id", "student_pseudonym", "module_run_id", "withdrawn_at", "session_starts_at")
     try:
         session_id = uuid.UUID(event.session_id)
     except ValueError as exc:

@@ -6,11 +6,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from google.protobuf.message import DecodeError
 from tend.indicators.v1 import events_pb2 as indicators_events_pb2
 from tend.notify.v1 import events_pb2, notify_pb2
 
 from tend_common.messaging.consumer import Delivery, PoisonMessage
+from tend_common.messaging.decoding import decode_event, require_fields
 from tend_common.messaging.envelope import OutgoingEvent, envelope, new_meta, timestamp
 
 SERVICE = "notify"
@@ -77,23 +77,17 @@ def enquiry_requested(request: EnquiryRequest, trace_id: str = "") -> OutgoingEv
 
 def parse_enquiry_requested(delivery: Delivery) -> EnquiryRequest:
     """Reads an EnquiryRequested event; one that can never be applied is a PoisonMessage."""
-    if delivery.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise PoisonMessage(f"unsupported schema version {delivery.schema_version}")
-    try:
-        event = events_pb2.EnquiryRequested.FromString(delivery.body)
-    except DecodeError as exc:
-        raise PoisonMessage("body is not an EnquiryRequested message") from exc
-    if event.meta.event_id != delivery.event_id:
-        raise PoisonMessage("message id and event id differ")
-    missing = [
-        name
-        for name in ("request_id", "institution_id", "student_pseudonym", "sender_person_id", "subject", "body")
-        if not getattr(event, name)
-    ]
-    if not event.HasField("requested_at"):
-        missing.append("requested_at")
-    if missing:
-        raise PoisonMessage("missing " + ", ".join(missing))
+    event = decode_event(delivery, events_pb2.EnquiryRequested, SUPPORTED_SCHEMA_VERSIONS)
+    require_fields(
+        event,
+        "request_id",
+        "institution_id",
+        "student_pseudonym",
+        "sender_person_id",
+        "subject",
+        "body",
+        "requested_at",
+    )
     try:
         request_id = uuid.UUID(event.request_id)
     except ValueError as exc:
@@ -175,15 +169,7 @@ class CaseUpdate:
 
 def parse_case_updated(delivery: Delivery) -> CaseUpdate:
     """Reads a CaseUpdated event; one that can never be applied is a PoisonMessage."""
-    if delivery.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise PoisonMessage(f"unsupported schema version {delivery.schema_version}")
-    try:
-        event = indicators_events_pb2.CaseUpdated.FromString(delivery.body)
-    except DecodeError as exc:
-        raise PoisonMessage("body is not a CaseUpdated message") from exc
-    if event.meta.event_id != delivery.event_id:
-        raise PoisonMessage("message id and event id differ")
-    if not event.case_id:
-        raise PoisonMessage("missing case_id")
+    event = decode_event(delivery, indicators_events_pb2.CaseUpdated, SUPPORTED_SCHEMA_VERSIONS)
+    require_fields(event, "case_id")
     occurred_at = event.meta.occurred_at.ToDatetime(tzinfo=UTC) if event.meta.HasField("occurred_at") else None
     return CaseUpdate(case_id=event.case_id, change=event.change, occurred_at=occurred_at)
