@@ -12,15 +12,16 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -36,6 +37,8 @@ CHECKIN_BASE_URL = "https://checkin.example.ac.uk"
 STAFF_NAME = "Dr Ada Canary-7c1e5b"
 STUDENT_NAME = "Grace Canary-19d4aa"
 STAFF_EMAIL = "canary-7c1e5b@demo.tend.invalid"
+
+ServicerT = TypeVar("ServicerT")
 
 
 def abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
@@ -285,30 +288,36 @@ class FakeCheckin(checkin_pb2_grpc.CheckinServiceServicer):
         abort(context, grpc.StatusCode.UNIMPLEMENTED, "not used by these tests")
 
 
+IDENTITY_SERVICE = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"]
+CHECKIN_SERVICE = checkin_pb2.DESCRIPTOR.services_by_name["CheckinService"]
+
+
+def serving(
+    servicer: ServicerT,
+    add_to_server: Callable[[ServicerT, grpc.Server], None],
+    service: ServiceDescriptor,
+) -> Iterator[tuple[ServicerT, GrpcServer]]:
+    """Serves a fake servicer over real gRPC on a free port; a fixture does `yield from serving(...)`.
+
+    Yields `(servicer, server)` once and stops the server when resumed (at fixture teardown). `add_to_server` is the
+    generated `add_<X>Servicer_to_server`; `service` is that service's descriptor, so the server reports it in health
+    checks and reflection as a real one would.
+    """
+    server = start_grpc_server(lambda s: add_to_server(servicer, s), [service.full_name], port=0, max_workers=4)
+    try:
+        yield servicer, server
+    finally:
+        server.stop(grace_seconds=0)
+
+
 @pytest.fixture
 def fake_identity() -> Iterator[tuple[FakeIdentity, GrpcServer]]:
-    servicer = FakeIdentity()
-    server = start_grpc_server(
-        lambda s: identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, s),
-        [identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name],
-        port=0,
-        max_workers=4,
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(FakeIdentity(), identity_pb2_grpc.add_IdentityServiceServicer_to_server, IDENTITY_SERVICE)
 
 
 @pytest.fixture
 def fake_checkin() -> Iterator[tuple[FakeCheckin, GrpcServer]]:
-    servicer = FakeCheckin()
-    server = start_grpc_server(
-        lambda s: checkin_pb2_grpc.add_CheckinServiceServicer_to_server(servicer, s),
-        [checkin_pb2.DESCRIPTOR.services_by_name["CheckinService"].full_name],
-        port=0,
-        max_workers=4,
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(FakeCheckin(), checkin_pb2_grpc.add_CheckinServiceServicer_to_server, CHECKIN_SERVICE)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from tend.audit.v1 import audit_pb2, audit_pb2_grpc, events_pb2
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from services.portal.tests.conftest import (
+    IDENTITY_SERVICE,
     STUDENT,
     FakeIdentity,
     FakePerson,
@@ -23,8 +24,9 @@ from services.portal.tests.conftest import (
     _timestamp,
     abort,
     assertion_for,
+    serving,
 )
-from tend_common.grpc_server import GrpcServer, start_grpc_server
+from tend_common.grpc_server import GrpcServer
 from tend_portal.settings import Settings
 
 DPO = FakePerson(
@@ -138,30 +140,17 @@ class ReviewingIdentity(FakeIdentity):
         return identity_pb2.ListBreakGlassGrantsResponse(grants=[GRANT])
 
 
+AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"]
+
+
 @pytest.fixture
 def fake_identity() -> Iterator[tuple[FakeIdentity, GrpcServer]]:
-    servicer = ReviewingIdentity()
-    server = start_grpc_server(
-        lambda s: identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, s),
-        [identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name],
-        port=0,
-        max_workers=4,
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(ReviewingIdentity(), identity_pb2_grpc.add_IdentityServiceServicer_to_server, IDENTITY_SERVICE)
 
 
 @pytest.fixture
 def fake_audit() -> Iterator[tuple[FakeAudit, GrpcServer]]:
-    servicer = FakeAudit()
-    server = start_grpc_server(
-        lambda s: audit_pb2_grpc.add_AuditServiceServicer_to_server(servicer, s),
-        [audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name],
-        port=0,
-        max_workers=4,
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(FakeAudit(), audit_pb2_grpc.add_AuditServiceServicer_to_server, AUDIT_SERVICE)
 
 
 @pytest.fixture

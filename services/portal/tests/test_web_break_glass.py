@@ -11,8 +11,17 @@ import grpc
 import pytest
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
-from services.portal.tests.conftest import STAFF, FakeIdentity, PortalBrowser, _timestamp, abort, assertion_for
-from tend_common.grpc_server import GrpcServer, start_grpc_server
+from services.portal.tests.conftest import (
+    IDENTITY_SERVICE,
+    STAFF,
+    FakeIdentity,
+    PortalBrowser,
+    _timestamp,
+    abort,
+    assertion_for,
+    serving,
+)
+from tend_common.grpc_server import GrpcServer
 
 NUMBER = "S7000123"
 PSEUDONYM = "p_zz9"
@@ -52,15 +61,7 @@ class GrantingIdentity(FakeIdentity):
 
 @pytest.fixture
 def fake_identity() -> Iterator[tuple[FakeIdentity, GrpcServer]]:
-    servicer = GrantingIdentity()
-    server = start_grpc_server(
-        lambda s: identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, s),
-        [identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name],
-        port=0,
-        max_workers=4,
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(GrantingIdentity(), identity_pb2_grpc.add_IdentityServiceServicer_to_server, IDENTITY_SERVICE)
 
 
 def _requests(identity: FakeIdentity) -> list[identity_pb2.RequestBreakGlassRequest]:

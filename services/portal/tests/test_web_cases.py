@@ -19,6 +19,7 @@ from tend.indicators.v1 import indicators_pb2, indicators_pb2_grpc
 from tend.notify.v1 import notify_pb2, notify_pb2_grpc
 
 from services.portal.tests.conftest import (
+    IDENTITY_SERVICE,
     STAFF,
     STAFF_NAME,
     STUDENT,
@@ -29,8 +30,9 @@ from services.portal.tests.conftest import (
     abort,
     assertion_for,
     csrf_from,
+    serving,
 )
-from tend_common.grpc_server import GrpcServer, start_grpc_server
+from tend_common.grpc_server import GrpcServer
 from tend_portal.settings import Settings
 from tend_portal.web import create_app
 
@@ -329,44 +331,25 @@ class DirectoryIdentity(FakeIdentity):
         return identity_pb2.ListVisibleStudentsResponse(detail=identity_pb2.DETAIL_LEVEL_NONE)
 
 
-def _serve(register: object, descriptor: object, name: str) -> GrpcServer:
-    return start_grpc_server(register, [descriptor.services_by_name[name].full_name], port=0, max_workers=4)  # type: ignore[arg-type, attr-defined]
+INDICATORS_SERVICE = indicators_pb2.DESCRIPTOR.services_by_name["IndicatorsService"]
+NOTIFY_SERVICE = notify_pb2.DESCRIPTOR.services_by_name["NotifyService"]
 
 
 @pytest.fixture
 def fake_identity() -> Iterator[tuple[FakeIdentity, GrpcServer]]:
-    servicer = DirectoryIdentity()
-    server = _serve(
-        lambda s: identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, s),
-        identity_pb2.DESCRIPTOR,
-        "IdentityService",
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(DirectoryIdentity(), identity_pb2_grpc.add_IdentityServiceServicer_to_server, IDENTITY_SERVICE)
 
 
 @pytest.fixture
 def fake_indicators() -> Iterator[tuple[CaseIndicators, GrpcServer]]:
-    servicer = CaseIndicators()
-    server = _serve(
-        lambda s: indicators_pb2_grpc.add_IndicatorsServiceServicer_to_server(servicer, s),
-        indicators_pb2.DESCRIPTOR,
-        "IndicatorsService",
+    yield from serving(
+        CaseIndicators(), indicators_pb2_grpc.add_IndicatorsServiceServicer_to_server, INDICATORS_SERVICE
     )
-    yield servicer, server
-    server.stop(grace_seconds=0)
 
 
 @pytest.fixture
 def fake_notify() -> Iterator[tuple[CaseNotify, GrpcServer]]:
-    servicer = CaseNotify()
-    server = _serve(
-        lambda s: notify_pb2_grpc.add_NotifyServiceServicer_to_server(servicer, s),
-        notify_pb2.DESCRIPTOR,
-        "NotifyService",
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(CaseNotify(), notify_pb2_grpc.add_NotifyServiceServicer_to_server, NOTIFY_SERVICE)
 
 
 @pytest.fixture

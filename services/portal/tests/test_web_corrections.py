@@ -15,14 +15,17 @@ from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from services.portal.tests.conftest import (
+    CHECKIN_SERVICE,
+    IDENTITY_SERVICE,
     STAFF,
     FakeCheckin,
     FakeIdentity,
     PortalBrowser,
     abort,
     assertion_for,
+    serving,
 )
-from tend_common.grpc_server import GrpcServer, start_grpc_server
+from tend_common.grpc_server import GrpcServer
 
 RUN = "run-cs101"
 SESSION_ID = str(uuid.uuid4())
@@ -88,28 +91,12 @@ class CorrectingCheckin(FakeCheckin):
 
 @pytest.fixture
 def fake_identity() -> Iterator[tuple[FakeIdentity, GrpcServer]]:
-    servicer = CorrectingIdentity()
-    server = start_grpc_server(
-        lambda s: identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, s),
-        [identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name],
-        port=0,
-        max_workers=4,
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(CorrectingIdentity(), identity_pb2_grpc.add_IdentityServiceServicer_to_server, IDENTITY_SERVICE)
 
 
 @pytest.fixture
 def fake_checkin() -> Iterator[tuple[FakeCheckin, GrpcServer]]:
-    servicer = CorrectingCheckin()
-    server = start_grpc_server(
-        lambda s: checkin_pb2_grpc.add_CheckinServiceServicer_to_server(servicer, s),
-        [checkin_pb2.DESCRIPTOR.services_by_name["CheckinService"].full_name],
-        port=0,
-        max_workers=4,
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(CorrectingCheckin(), checkin_pb2_grpc.add_CheckinServiceServicer_to_server, CHECKIN_SERVICE)
 
 
 PATH = f"/attendance/sessions/{SESSION_ID}?run={RUN}"

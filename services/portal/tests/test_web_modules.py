@@ -13,6 +13,7 @@ import pytest
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from services.portal.tests.conftest import (
+    IDENTITY_SERVICE,
     STAFF,
     STAFF_NAME,
     FakeIdentity,
@@ -20,8 +21,9 @@ from services.portal.tests.conftest import (
     PortalBrowser,
     abort,
     assertion_for,
+    serving,
 )
-from tend_common.grpc_server import GrpcServer, start_grpc_server
+from tend_common.grpc_server import GrpcServer
 
 ADMIN = FakePerson(
     person_id=str(uuid.uuid4()),
@@ -135,15 +137,7 @@ class ManagingIdentity(FakeIdentity):
 
 @pytest.fixture
 def fake_identity() -> Iterator[tuple[FakeIdentity, GrpcServer]]:
-    servicer = ManagingIdentity()
-    server = start_grpc_server(
-        lambda s: identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, s),
-        [identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name],
-        port=0,
-        max_workers=4,
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(ManagingIdentity(), identity_pb2_grpc.add_IdentityServiceServicer_to_server, IDENTITY_SERVICE)
 
 
 @pytest.fixture

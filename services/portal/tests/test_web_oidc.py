@@ -14,14 +14,16 @@ from flask import Flask
 from tend.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from services.portal.tests.conftest import (
+    IDENTITY_SERVICE,
     STAFF,
     FakeIdentity,
     FakePerson,
     PortalBrowser,
     _timestamp,
     abort,
+    serving,
 )
-from tend_common.grpc_server import GrpcServer, start_grpc_server
+from tend_common.grpc_server import GrpcServer
 from tend_portal.settings import Settings
 from tend_portal.web import create_app
 
@@ -76,15 +78,7 @@ class OidcIdentity(FakeIdentity):
 
 @pytest.fixture
 def fake_identity() -> Iterator[tuple[FakeIdentity, GrpcServer]]:
-    servicer = OidcIdentity()
-    server = start_grpc_server(
-        lambda s: identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, s),
-        [identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name],
-        port=0,
-        max_workers=4,
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(OidcIdentity(), identity_pb2_grpc.add_IdentityServiceServicer_to_server, IDENTITY_SERVICE)
 
 
 @pytest.fixture

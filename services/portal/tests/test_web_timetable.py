@@ -10,8 +10,17 @@ import grpc
 import pytest
 from tend.checkin.v1 import checkin_pb2, checkin_pb2_grpc
 
-from services.portal.tests.conftest import STAFF, FakeCheckin, PortalBrowser, _timestamp, abort, assertion_for
-from tend_common.grpc_server import GrpcServer, start_grpc_server
+from services.portal.tests.conftest import (
+    CHECKIN_SERVICE,
+    STAFF,
+    FakeCheckin,
+    PortalBrowser,
+    _timestamp,
+    abort,
+    assertion_for,
+    serving,
+)
+from tend_common.grpc_server import GrpcServer
 from tend_portal.timetable_client import problems_in
 
 ICS = b"""BEGIN:VCALENDAR\r
@@ -59,15 +68,7 @@ class ImportingCheckin(FakeCheckin):
 
 @pytest.fixture
 def fake_checkin() -> Iterator[tuple[FakeCheckin, GrpcServer]]:
-    servicer = ImportingCheckin()
-    server = start_grpc_server(
-        lambda s: checkin_pb2_grpc.add_CheckinServiceServicer_to_server(servicer, s),
-        [checkin_pb2.DESCRIPTOR.services_by_name["CheckinService"].full_name],
-        port=0,
-        max_workers=4,
-    )
-    yield servicer, server
-    server.stop(grace_seconds=0)
+    yield from serving(ImportingCheckin(), checkin_pb2_grpc.add_CheckinServiceServicer_to_server, CHECKIN_SERVICE)
 
 
 def _imports(checkin: FakeCheckin) -> list[checkin_pb2.ImportTimetableRequest]:
